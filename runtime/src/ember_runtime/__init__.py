@@ -1,0 +1,5 @@
+"""Ember's function runtime: loads ``module:function`` and serves invocations.
+
+It carries no Kubernetes code: a function image holds this package, its HTTP
+stack and the user's code, nothing more.
+"""
