@@ -1,0 +1,75 @@
+"""One settings object for the operator, read from the environment once.
+
+Everything a deployer may want to change (which namespaces to watch, which
+runtime image to run, the defaults a Function gets when it says nothing) lives
+here, so the Helm chart has exactly one place to map values onto, and the
+renderers take it as a plain argument instead of reading ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_RUNTIME_IMAGE = "ember/runtime:dev"
+DEFAULT_GATEWAY_URL = "http://ember-gateway.ember-system.svc"
+DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
+
+
+def _default_resources() -> dict[str, dict[str, str]]:
+    return {
+        "requests": {"cpu": "50m", "memory": "64Mi"},
+        "limits": {"cpu": "1", "memory": "256Mi"},
+    }
+
+
+@dataclass(frozen=True)
+class Config:
+    runtime_image: str = DEFAULT_RUNTIME_IMAGE
+    image_pull_policy: str = "IfNotPresent"
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    gateway_url: str = DEFAULT_GATEWAY_URL
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    default_resources: Mapping[str, Mapping[str, str]] = field(default_factory=_default_resources)
+    # A rollout that makes no progress for this long is reported as Failed.
+    progress_deadline_seconds: int = 120
+    # How often a spec error (say, a missing Secret) is looked at again.
+    user_error_retry_seconds: float = 30.0
+    # Kubernetes Events for each handler run cost one API call per object;
+    # by default only warnings and errors are posted.
+    post_info_events: bool = False
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+        kwargs: dict[str, Any] = {}
+        if env.get("EMBER_RUNTIME_IMAGE"):
+            kwargs["runtime_image"] = env["EMBER_RUNTIME_IMAGE"]
+        if env.get("EMBER_IMAGE_PULL_POLICY"):
+            kwargs["image_pull_policy"] = env["EMBER_IMAGE_PULL_POLICY"]
+        namespaces = [ns.strip() for ns in env.get("EMBER_NAMESPACES", "").split(",")]
+        kwargs["namespaces"] = tuple(ns for ns in namespaces if ns)
+        if env.get("EMBER_GATEWAY_URL"):
+            kwargs["gateway_url"] = env["EMBER_GATEWAY_URL"].rstrip("/")
+        if env.get("EMBER_MAX_BODY_BYTES"):
+            kwargs["max_body_bytes"] = int(env["EMBER_MAX_BODY_BYTES"])
+        resources = _default_resources()
+        for kind, var_prefix in (("requests", "REQUEST"), ("limits", "LIMIT")):
+            for res in ("cpu", "memory"):
+                value = env.get(f"EMBER_DEFAULT_{res.upper()}_{var_prefix}")
+                if value:
+                    resources[kind][res] = value
+        kwargs["default_resources"] = resources
+        if env.get("EMBER_PROGRESS_DEADLINE_SECONDS"):
+            kwargs["progress_deadline_seconds"] = int(env["EMBER_PROGRESS_DEADLINE_SECONDS"])
+        if env.get("EMBER_USER_ERROR_RETRY_SECONDS"):
+            kwargs["user_error_retry_seconds"] = float(env["EMBER_USER_ERROR_RETRY_SECONDS"])
+        if env.get("EMBER_POST_INFO_EVENTS"):
+            kwargs["post_info_events"] = env["EMBER_POST_INFO_EVENTS"].lower() in ("1", "true")
+        return cls(**kwargs)

@@ -1,0 +1,30 @@
+"""Names of the objects a Function owns, in one place.
+
+A Function's name is a DNS-1035 label of at most 63 characters (the CRD
+enforces it), so it can be used as is for the Service, the Deployment and the
+label values; only the ConfigMap gets a suffix.
+"""
+
+from __future__ import annotations
+
+
+def deployment_name(function: str) -> str:
+    return function
+
+
+def service_name(function: str) -> str:
+    return function
+
+
+def configmap_name(function: str) -> str:
+    return f"{function}-source"
+
+
+CONTAINER_NAME = "function"
+PORT_NAME = "http"
+CONTAINER_PORT = 8080
+SERVICE_PORT = 80
+SOURCE_DIR = "/var/ember/source"
+SOURCE_KEY = "main.py"
+SOURCE_VOLUME = "source"
+TMP_VOLUME = "tmp"
