@@ -1,0 +1,336 @@
+"""The function contract: what a handler receives, what it may return, and
+how ``module:function`` is found.
+
+Everything here is pure and runs on both sides of the worker hop, so it is
+unit-tested without a server. Loading fails loudly: each fault has a stable
+code (see ``errors``) and the message lists what was found, because a pod in
+CrashLoopBackOff with "handler not found" and nothing else costs users an
+afternoon.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+import re
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType, TracebackType
+from typing import Any
+from urllib.parse import parse_qsl
+
+from ember_runtime.errors import BAD_REQUEST, MALFORMED_JSON, BadEvent, LoadError, LoadFault
+from ember_runtime.logs import FunctionLogger
+
+Handler = Callable[[Any, "Context"], Any]
+Headers = list[tuple[str, str]]
+
+_PKG_DIR = str(Path(__file__).resolve().parent)
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+class Response:
+    """Full control over the answer: ``Response(body, status=201, headers={...})``."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(
+        self, body: Any = b"", status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self.body = body
+        self.status = status
+        self.headers = dict(headers or {})
+
+    def __repr__(self) -> str:
+        return f"Response(status={self.status}, headers={self.headers!r})"
+
+
+@dataclass(slots=True)
+class Context:
+    """What a handler knows about its call besides the event."""
+
+    request_id: str
+    function: str
+    deadline: float
+    """Wall-clock time (``time.time()``) at which the runtime gives up with 504."""
+    method: str = "POST"
+    path: str = "/"
+    headers: dict[str, str] = field(default_factory=dict)
+    """Request headers, names lower-cased."""
+    query: dict[str, str] = field(default_factory=dict)
+    """Query parameters; the last value wins when a name repeats."""
+    traceparent: str | None = None
+    """The inbound W3C ``traceparent``, when it was valid."""
+    logger: FunctionLogger = field(default_factory=FunctionLogger)
+
+    def remaining_ms(self) -> int:
+        """Milliseconds left before the deadline (never negative)."""
+        return max(0, int((self.deadline - time.time()) * 1000))
+
+    @property
+    def trace_id(self) -> str | None:
+        return trace_id_of(self.traceparent)
+
+
+def trace_id_of(traceparent: str | None) -> str | None:
+    if not traceparent:
+        return None
+    m = _TRACEPARENT.match(traceparent)
+    return m.group(1) if m else None
+
+
+def valid_traceparent(value: str | None) -> str | None:
+    """Return ``value`` when it is a well-formed W3C traceparent, else None."""
+    if value is None:
+        return None
+    value = value.strip().lower()
+    return value if _TRACEPARENT.match(value) and not value.startswith("ff") else None
+
+
+def make_context(
+    *,
+    request_id: str,
+    function: str,
+    deadline: float,
+    method: str,
+    path: str,
+    query_string: str,
+    headers: Headers,
+) -> Context:
+    hdrs = {k.lower(): v for k, v in headers}
+    traceparent = valid_traceparent(hdrs.get("traceparent"))
+    return Context(
+        request_id=request_id,
+        function=function,
+        deadline=deadline,
+        method=method,
+        path=path,
+        headers=hdrs,
+        query=dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {},
+        traceparent=traceparent,
+        logger=FunctionLogger(
+            request_id=request_id, function=function, trace_id=trace_id_of(traceparent)
+        ),
+    )
+
+
+# --- events ---------------------------------------------------------------
+
+
+def decode_event(content_type: str | None, body: bytes) -> Any:
+    """Turn a request body into the handler's ``event``.
+
+    JSON content types give the parsed object, ``text/*`` gives str, anything
+    else gives bytes. An empty body is ``None`` whatever the type, so a plain
+    ``GET`` reads naturally.
+    """
+    if not body:
+        return None
+    if not content_type:
+        return body
+    mime, _, params = content_type.partition(";")
+    mime = mime.strip().lower()
+    if mime == "application/json" or mime.endswith("+json"):
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise BadEvent(MALFORMED_JSON, f"request body is not valid JSON: {exc}") from None
+    if mime.startswith("text/") or mime in ("application/x-www-form-urlencoded",):
+        charset = "utf-8"
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "charset" and value.strip():
+                charset = value.strip().strip('"')
+        try:
+            return body.decode(charset)
+        except (LookupError, UnicodeDecodeError) as exc:
+            raise BadEvent(
+                BAD_REQUEST, f"request body does not decode as {charset}: {exc}"
+            ) from None
+    return body
+
+
+# --- results --------------------------------------------------------------
+
+JSON_TYPE = "application/json"
+TEXT_TYPE = "text/plain; charset=utf-8"
+BYTES_TYPE = "application/octet-stream"
+
+
+class InvalidResult(Exception):
+    """The handler returned something the contract cannot turn into HTTP."""
+
+
+def _encode_body(body: Any) -> tuple[bytes, str | None]:
+    if body is None:
+        return b"", None
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body), BYTES_TYPE
+    if isinstance(body, str):
+        return body.encode("utf-8"), TEXT_TYPE
+    if isinstance(body, dict | list | tuple | int | float | bool):
+        try:
+            return json.dumps(body, separators=(",", ":")).encode("utf-8"), JSON_TYPE
+        except (TypeError, ValueError) as exc:
+            raise InvalidResult(f"return value is not JSON-serialisable: {exc}") from None
+    raise InvalidResult(
+        f"handler returned {type(body).__name__}; return dict, list, str, bytes or Response"
+    )
+
+
+def encode_result(result: Any) -> tuple[int, Headers, bytes]:
+    """Map a handler's return value to ``(status, headers, body)``.
+
+    dict/list (and other JSON scalars) → JSON, str → text/plain, bytes →
+    octet-stream, None → 204, ``Response`` → as given.
+    """
+    if isinstance(result, Response):
+        body, ctype = _encode_body(result.body)
+        if not (100 <= int(result.status) <= 599):
+            raise InvalidResult(f"Response status {result.status} is not an HTTP status")
+        headers = [(str(k), str(v)) for k, v in result.headers.items()]
+        if any(c in k + v for k, v in headers for c in "\r\n\0"):
+            raise InvalidResult("Response headers may not contain CR, LF or NUL")
+        if ctype and not any(k.lower() == "content-type" for k, _ in headers):
+            headers.append(("content-type", ctype))
+        return int(result.status), headers, body
+    if result is None:
+        return 204, [], b""
+    body, ctype = _encode_body(result)
+    return 200, [("content-type", ctype or BYTES_TYPE)], body
+
+
+def error_result(
+    code: str, message: str, request_id: str, status: int
+) -> tuple[int, Headers, bytes]:
+    """The JSON body every failed call gets: ``{error, message, request_id}``."""
+    body = json.dumps(
+        {"error": code, "message": message, "request_id": request_id}, separators=(",", ":")
+    ).encode("utf-8")
+    return status, [("content-type", JSON_TYPE)], body
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` without the runtime's own frames."""
+    tb: TracebackType | None = exc.__traceback__
+    frames = [
+        f
+        for f in traceback.extract_tb(tb)
+        if not str(Path(f.filename).resolve()).startswith(_PKG_DIR)
+    ]
+    lines = ["Traceback (most recent call last):\n"]
+    lines += traceback.format_list(frames)
+    lines += traceback.format_exception_only(type(exc), exc)
+    return "".join(lines)
+
+
+# --- loading --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    module: str
+    function: str
+
+
+def parse_target(spec: str) -> Target:
+    module, sep, function = spec.strip().partition(":")
+    if not sep or not module or not function or not function.isidentifier():
+        raise LoadError(
+            LoadFault.INVALID_TARGET,
+            f"target {spec!r} is not of the form 'module:function' (for example 'main:handle')",
+        )
+    if not all(part.isidentifier() for part in module.split(".")):
+        raise LoadError(LoadFault.INVALID_TARGET, f"target module {module!r} is not a module name")
+    return Target(module, function)
+
+
+def _import_source(source: Path, target: Target) -> ModuleType:
+    if not source.is_file():
+        found = sorted(p.name for p in source.parent.glob("*.py")) if source.parent.is_dir() else []
+        raise LoadError(
+            LoadFault.SOURCE_NOT_FOUND,
+            f"source file {str(source)!r} does not exist. Found in {str(source.parent)!r}: "
+            f"{', '.join(found) or 'no Python files'}",
+        )
+    name = source.stem
+    if target.module != name:
+        raise LoadError(
+            LoadFault.INVALID_TARGET,
+            f"target module {target.module!r} does not match source file {source.name!r}; "
+            f"use '{name}:{target.function}'",
+        )
+    # Sibling files in the source directory import as they would locally.
+    sys.path.insert(0, str(source.parent))
+    spec = importlib.util.spec_from_file_location(name, source)
+    if spec is None or spec.loader is None:
+        raise LoadError(LoadFault.MODULE_NOT_FOUND, f"cannot load {str(source)!r} as Python")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def _import_module(target: Target) -> ModuleType:
+    try:
+        return importlib.import_module(target.module)
+    except ModuleNotFoundError as exc:
+        if exc.name and target.module.startswith(exc.name):
+            here = sorted(p.stem for p in Path.cwd().glob("*.py"))
+            raise LoadError(
+                LoadFault.MODULE_NOT_FOUND,
+                f"no module named {target.module!r} on the Python path. "
+                f"Modules in {str(Path.cwd())!r}: {', '.join(here) or 'none'}",
+            ) from None
+        raise
+
+
+def load_target(spec: str, source: str | None = None) -> Handler:
+    """Import the user's module and return its handler, or raise ``LoadError``."""
+    target = parse_target(spec)
+    origin = source or target.module
+    try:
+        module = _import_source(Path(source), target) if source else _import_module(target)
+    except LoadError:
+        raise
+    except SyntaxError as exc:
+        where = f"{exc.filename}, line {exc.lineno}" if exc.filename else origin
+        raise LoadError(LoadFault.SYNTAX_ERROR, f"syntax error in {where}: {exc.msg}") from None
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise LoadError(
+            LoadFault.IMPORT_ERROR,
+            f"importing {origin!r} raised {type(exc).__name__}: {exc}\n{user_traceback(exc)}",
+        ) from None
+    fn = getattr(module, target.function, None)
+    if fn is None or not callable(fn):
+        found = sorted(
+            name
+            for name, value in vars(module).items()
+            if inspect.isfunction(value)
+            and not name.startswith("_")
+            and getattr(value, "__module__", None) == module.__name__
+        )
+        what = "a function" if fn is None else f"a callable, not {type(fn).__name__},"
+        raise LoadError(
+            LoadFault.HANDLER_NOT_FOUND,
+            f"{str(source) if source else 'module ' + repr(target.module)} is expected to contain "
+            f"{what} named {target.function!r}. Found: {', '.join(found) or 'no functions'}",
+        )
+    return fn  # type: ignore[no-any-return]
+
+
+def is_async_handler(fn: Handler) -> bool:
+    call = type(fn).__call__ if not inspect.isroutine(fn) else None
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)

@@ -1,0 +1,116 @@
+"""One invocation, from request tuple to response tuple, on either side of
+the worker hop.
+
+A sync handler runs this in a worker process; an async handler runs the same
+steps on the server's event loop. Keeping one code path means a handler sees
+the same event, context and error mapping wherever it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+from ember_runtime import logs
+from ember_runtime.contract import (
+    Context,
+    Handler,
+    InvalidResult,
+    decode_event,
+    encode_result,
+    error_result,
+    make_context,
+    user_traceback,
+)
+from ember_runtime.errors import HANDLER_ERROR, INVALID_RESPONSE, BadEvent, CallFault
+from ember_runtime.wire import http_head
+
+# On the wire: (request_id, method, path, query, [(name, value)], body, deadline)
+Request = tuple[str, str, bytes, bytes, list[tuple[bytes, bytes]], bytes, float]
+# Back: (status, error code or "", response head without the final CRLF, body)
+Reply = tuple[int, str, bytes, bytes]
+
+
+def _latin(b: bytes) -> str:
+    return b.decode("latin-1")
+
+
+def prepare(function: str, req: Request) -> tuple[Any, Context]:
+    """Decode the event and build the context; raises ``BadEvent``."""
+    request_id, method, path, query, raw_headers, body, deadline = req
+    headers = [(_latin(k), _latin(v)) for k, v in raw_headers]
+    ctx = make_context(
+        request_id=request_id,
+        function=function,
+        deadline=deadline,
+        method=method,
+        path=path.decode("utf-8", "replace"),
+        query_string=query.decode("utf-8", "replace"),
+        headers=headers,
+    )
+    return decode_event(ctx.headers.get("content-type"), body), ctx
+
+
+def reply(
+    request_id: str, status: int, headers: list[tuple[str, str]], body: bytes, code: str = ""
+) -> Reply:
+    headers.append(("x-request-id", request_id))
+    return status, code, http_head(status, headers, len(body)), body
+
+
+def fault_reply(
+    fault: CallFault, message: str, request_id: str, extra: list[tuple[str, str]] | None = None
+) -> Reply:
+    status, headers, body = error_result(fault.code, message, request_id, fault.status)
+    if extra:
+        headers.extend(extra)
+    return reply(request_id, status, headers, body, fault.code)
+
+
+def _result_reply(result: Any, ctx: Context) -> Reply:
+    try:
+        status, headers, body = encode_result(result)
+    except InvalidResult as exc:
+        ctx.logger.error(str(exc), error=INVALID_RESPONSE.code)
+        return fault_reply(INVALID_RESPONSE, str(exc), ctx.request_id)
+    return reply(ctx.request_id, status, headers, body)
+
+
+def _handler_failed(exc: BaseException, ctx: Context) -> Reply:
+    message = f"{type(exc).__name__}: {exc}"
+    ctx.logger.error(
+        "handler raised",
+        error=HANDLER_ERROR.code,
+        exception=type(exc).__name__,
+        traceback=user_traceback(exc),
+    )
+    return fault_reply(HANDLER_ERROR, message, ctx.request_id)
+
+
+def invoke_sync(handler: Handler, function: str, req: Request) -> Reply:
+    try:
+        event, ctx = prepare(function, req)
+    except BadEvent as exc:
+        return fault_reply(exc.fault, exc.message, req[0])
+    try:
+        result = handler(event, ctx)
+    except Exception as exc:
+        return _handler_failed(exc, ctx)
+    return _result_reply(result, ctx)
+
+
+async def invoke_async(handler: Handler, function: str, req: Request) -> Reply:
+    try:
+        event, ctx = prepare(function, req)
+    except BadEvent as exc:
+        return fault_reply(exc.fault, exc.message, req[0])
+    try:
+        awaitable: Awaitable[Any] = handler(event, ctx)
+        result = await awaitable
+    except Exception as exc:
+        return _handler_failed(exc, ctx)
+    return _result_reply(result, ctx)
+
+
+def log_call_fault(fault: CallFault, request_id: str, function: str, message: str) -> None:
+    logs.emit("error", message, error=fault.code, request_id=request_id, function=function)

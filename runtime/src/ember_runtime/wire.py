@@ -1,0 +1,78 @@
+"""Bytes on the two hops: HTTP/1.1 response heads, and the frames between the
+server and its workers.
+
+The worker builds the whole response head itself, so the server's hot path
+is parse, forward, copy back: the CPU work of encoding stays on the worker's
+core. Frames are a 4-byte length and a ``marshal`` payload: both ends run the
+same interpreter, and marshal is the cheapest codec for tuples of str, bytes
+and numbers.
+"""
+
+from __future__ import annotations
+
+import marshal
+import socket
+import struct
+from http import HTTPStatus
+from typing import Any
+
+_LEN = struct.Struct("!I")
+HEADER_LEN = _LEN.size
+
+
+def _status_line(code: int) -> bytes:
+    try:
+        reason = HTTPStatus(code).phrase
+    except ValueError:
+        reason = "Status"
+    return f"HTTP/1.1 {code} {reason}\r\n".encode("ascii")
+
+
+STATUS_LINES = {code: _status_line(code) for code in range(100, 600)}
+
+
+def http_head(status: int, headers: list[tuple[str, str]], body_len: int) -> bytes:
+    """Status line and headers, without the blank line that ends them."""
+    parts = [STATUS_LINES.get(status) or _status_line(status)]
+    parts.extend(f"{k}: {v}\r\n".encode("latin-1", "replace") for k, v in headers)
+    parts.append(b"content-length: %d\r\n" % body_len)
+    return b"".join(parts)
+
+
+def frame(obj: Any) -> bytes:
+    payload = marshal.dumps(obj)
+    return _LEN.pack(len(payload)) + payload
+
+
+def unpack_len(buf: bytes | bytearray, offset: int = 0) -> int:
+    return int(_LEN.unpack_from(buf, offset)[0])
+
+
+def loads(payload: bytes | bytearray | memoryview) -> Any:
+    return marshal.loads(payload)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
+    chunks = []
+    while n:
+        chunk = sock.recv(n)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+def recv_frame(sock: socket.socket) -> Any:
+    """Blocking read of one frame; None when the peer has gone."""
+    head = _recv_exact(sock, HEADER_LEN)
+    if head is None:
+        return None
+    payload = _recv_exact(sock, unpack_len(head))
+    if payload is None:
+        return None
+    return marshal.loads(payload)
+
+
+def send_frame(sock: socket.socket, obj: Any) -> None:
+    sock.sendall(frame(obj))

@@ -1,0 +1,100 @@
+"""The processes that run sync handlers: a fork server and its warm workers.
+
+The server process owns every client connection and never calls a sync
+handler, so a handler that raises, hangs, calls ``os._exit`` or segfaults
+costs one worker and one 500/504, never the connection or the pod.
+
+Workers are forked from a *zygote*: a process forked from the server before
+its event loop, listening socket or any client connection exist, which then
+imports the user module once. Forking it is a copy-on-write ``fork()``
+(about a millisecond), so replacing a worker needs no interpreter start and
+no import, and children inherit no client sockets (an inherited client fd
+would keep a connection open after the server closed it).
+
+The server hands the zygote one end of a fresh Unix socketpair per worker
+(``SCM_RIGHTS``); the worker announces itself with its pid on that socket
+and then serves frames until the server closes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+from typing import NoReturn
+
+from ember_runtime.contract import Handler, is_async_handler, load_target
+from ember_runtime.errors import LoadError
+from ember_runtime.invoke import invoke_sync
+from ember_runtime.wire import recv_frame, send_frame
+
+FORK = b"F"
+
+
+def _quiet_signals() -> None:
+    # Ctrl-C on a laptop reaches the whole process group; only the server
+    # decides how to stop. SIGTERM keeps its default: die at once.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def serve_worker(sock: socket.socket, handler: Handler, function: str) -> NoReturn:
+    """Answer invocation frames on ``sock`` until the server hangs up."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    send_frame(sock, os.getpid())
+    while True:
+        try:
+            req = recv_frame(sock)
+        except OSError:
+            req = None
+        if req is None:
+            os._exit(0)
+        out = invoke_sync(handler, function, req)
+        try:
+            send_frame(sock, out)
+        except OSError:
+            os._exit(0)
+
+
+def run_zygote(ctrl: socket.socket, target: str, source: str | None, function: str) -> NoReturn:
+    """Load the user module, report how it went, then fork workers on demand.
+
+    Reports ``("ok", is_async)`` or ``("error", fault name, message)``. An
+    async handler runs on the server's loop, so the zygote then exits.
+    """
+    _quiet_signals()
+    try:
+        try:
+            handler = load_target(target, source)
+        except LoadError as exc:
+            send_frame(ctrl, ("error", exc.fault.name, exc.message))
+            os._exit(0)
+        is_async = is_async_handler(handler)
+        send_frame(ctrl, ("ok", is_async))
+        if is_async:
+            os._exit(0)
+        # Children are reaped by the kernel; the server tracks them by socket.
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        while True:
+            try:
+                msg, fds, _flags, _addr = socket.recv_fds(ctrl, 64, 64)
+            except InterruptedError:
+                continue
+            if not msg:
+                os._exit(0)
+            for fd in fds:
+                pid = os.fork()
+                if pid == 0:
+                    ctrl.close()
+                    for other in fds:
+                        if other != fd:
+                            with contextlib.suppress(OSError):
+                                os.close(other)
+                    serve_worker(socket.socket(fileno=fd), handler, function)
+                os.close(fd)
+    except BaseException:
+        os._exit(70)
