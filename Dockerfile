@@ -1,0 +1,49 @@
+# Ember's images, one multi-stage file:
+#   --target runtime       the function runtime (ember_runtime + its HTTP stack only)
+#   --target controlplane  the operator (and, as they land, the gateway and autoscaler)
+#
+# BASE is any Debian-based image with python3.11 and pip: the usual public
+# Python image by default, or the one `make images` builds locally with
+# debootstrap where no registry is reachable. Python packages come from
+# wheels built on the host into build/wheels (`make wheels`), so the build
+# itself needs no network.
+ARG BASE=python:3.11-slim-bookworm
+
+FROM ${BASE} AS base
+ENV LANG=C.UTF-8 \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONPATH=/opt/ember/site \
+    HOME=/tmp \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+FROM base AS wheels
+COPY build/wheels /wheels
+
+# --- function runtime ---------------------------------------------------------
+FROM wheels AS runtime-build
+RUN python3 -m pip install --no-index --no-cache-dir --find-links /wheels \
+      --target /opt/ember/site ember-runtime \
+ && python3 -m compileall -q /opt/ember/site
+
+FROM base AS runtime
+COPY --from=runtime-build /opt/ember/site /opt/ember/site
+# Non-root, and nothing below needs a writable root filesystem: /tmp is an
+# emptyDir in function pods.
+USER 10001:10001
+WORKDIR /tmp
+EXPOSE 8080
+ENV EMBER_PORT=8080
+ENTRYPOINT ["python3", "-m", "ember_runtime"]
+
+# --- control plane ----------------------------------------------------------
+FROM wheels AS controlplane-build
+RUN python3 -m pip install --no-index --no-cache-dir --find-links /wheels \
+      --target /opt/ember/site ember-operator \
+ && python3 -m compileall -q /opt/ember/site
+
+FROM base AS controlplane
+COPY --from=controlplane-build /opt/ember/site /opt/ember/site
+USER 10001:10001
+WORKDIR /tmp
+ENTRYPOINT ["python3", "-m", "ember_operator"]

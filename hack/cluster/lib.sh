@@ -1,0 +1,46 @@
+# Shared settings and helpers for the local cluster harness (sourced, not run).
+# Everything the harness creates is named "ember"/"ember0" or lives under
+# $STATE, so `down` can remove exactly that and nothing else.
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+K8S_VERSION="${K8S_VERSION:-v1.34.4}"
+CACHE="${EMBER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ember}"
+BIN="$CACHE/k8s-$K8S_VERSION/bin"
+STATE="${EMBER_CLUSTER_DIR:-$REPO/.cluster}"
+RUNDIR="/run/ember-cluster"
+NODE_NAME="ember-node"
+BRIDGE="ember0"
+POD_CIDR="10.244.0.0/24"
+NODE_IP="10.244.0.1"          # the bridge's address: pods reach the apiserver and DNS here
+SERVICE_CIDR="10.96.0.0/16"
+KUBE_SVC_IP="10.96.0.1"
+CONTAINERD_SOCK="$RUNDIR/containerd.sock"
+DOCKER_SOCK="/run/ember-docker.sock"
+PAUSE_IMAGE="ember/pause:1.0"
+IPT_TAG="ember-cluster"
+
+step_no=0
+step() { step_no=$((step_no + 1)); printf '\033[1m[cluster %2d] %s\033[0m\n' "$step_no" "$*" >&2; }
+info() { printf '             %s\n' "$*" >&2; }
+die() { printf '[cluster] ERROR: %s\n' "$*" >&2; exit 1; }
+
+need_root() { [[ $EUID -eq 0 ]] || die "the local cluster needs root (it runs kubelet, containerd and iptables)"; }
+
+# wait_for DESCRIPTION TIMEOUT_SECONDS COMMAND...: poll until COMMAND succeeds.
+wait_for() {
+  local what="$1" timeout="$2"; shift 2
+  local start=$SECONDS
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS - start > timeout)); then die "timed out after ${timeout}s waiting for $what"; fi
+    sleep 0.5
+  done
+  info "$what after $((SECONDS - start))s"
+}
+
+# docker CLI against the daemon the harness manages (or an already running one).
+docker_cli() {
+  if [[ -S "$DOCKER_SOCK" ]]; then DOCKER_BUILDKIT=0 /usr/bin/docker -H "unix://$DOCKER_SOCK" "$@"
+  else DOCKER_BUILDKIT=0 /usr/bin/docker "$@"; fi
+}
+
+ctr_cli() { ctr -a "$CONTAINERD_SOCK" -n k8s.io "$@"; }
