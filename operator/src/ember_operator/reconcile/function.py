@@ -1,0 +1,201 @@
+"""Function handlers: observe, render, apply, report.
+
+One reconcile serves create, update (spec changes) and resume (operator
+start): every step is safe to repeat, so a restart in the middle (say, after
+the Deployment was created but before status was written) simply runs it
+again and converges on one Deployment and a correct status.
+
+Function status follows the Deployment through a watch on Deployments
+labelled ``ember.dev/function``: no timers, and a write only when the
+summary actually changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from ember_operator import status as st
+from ember_operator.api.v1alpha1 import GROUP, VERSION
+from ember_operator.kube import UserFault, controller_ref
+from ember_operator.reconcile.context import Context, Key, context_of
+from ember_operator.render.common import FunctionObject
+from ember_operator.render.configmap import render_configmap
+from ember_operator.render.deployment import desired_replicas, render_deployment
+from ember_operator.render.labels import FUNCTION_LABEL
+from ember_operator.render.names import configmap_name
+from ember_operator.render.service import render_service
+
+
+def function_url(ctx: Context, namespace: str, name: str) -> str:
+    return f"{ctx.config.gateway_url}/fn/{namespace}/{name}"
+
+
+async def check_references(ctx: Context, fn: FunctionObject) -> st.SpecError | None:
+    """Secrets and ConfigMaps the env refers to must exist (unless optional);
+    otherwise pods would sit in CreateContainerConfigError where nobody looks."""
+    for var in fn.spec.env:
+        source = var.value_from
+        if source is None:
+            continue
+        for kind, ref, reason in (
+            ("Secret", source.secret_key_ref, st.REASON_SECRET_NOT_FOUND),
+            ("ConfigMap", source.config_map_key_ref, st.REASON_CONFIGMAP_NOT_FOUND),
+        ):
+            if ref is None or ref.optional:
+                continue
+            obj = await ctx.kube.get(kind, fn.namespace, ref.name)
+            if obj is None:
+                return st.SpecError(
+                    reason,
+                    f"env {var.name} refers to {kind} {ref.name!r},"
+                    f" which does not exist in namespace {fn.namespace}",
+                )
+            keys = {*(obj.get("data") or {}), *(obj.get("binaryData") or {})}
+            if ref.key not in keys:
+                return st.SpecError(
+                    reason,
+                    f"env {var.name} refers to key {ref.key!r} missing from {kind} {ref.name!r}",
+                )
+    return None
+
+
+async def report(
+    ctx: Context,
+    key: Key,
+    summary: st.Summary,
+    *,
+    generation: int | None = None,
+    previous: Mapping[str, Any] | None = None,
+) -> None:
+    """Write status if it changed. Call with the Function's lock held."""
+    state = ctx.state(key)
+    last = state.last_status if state.last_status is not None else dict(previous or {})
+    conditions = st.function_conditions(summary, state.spec_error, last.get("conditions") or ())
+    new: dict[str, Any] = {
+        "conditions": conditions,
+        "replicas": summary.replicas,
+        "readyReplicas": summary.ready_replicas,
+        "url": function_url(ctx, *key),
+    }
+    if generation is not None:
+        new["observedGeneration"] = generation
+    unchanged = st.same_conditions(conditions, last.get("conditions") or ()) and all(
+        last.get(k) == v for k, v in new.items() if k != "conditions"
+    )
+    if unchanged:
+        return
+    if await ctx.kube.patch_status("Function", key[0], key[1], new):
+        state.last_status = {**last, **new}
+    else:
+        state.last_status = None
+
+
+async def reconcile(ctx: Context, body: Mapping[str, Any], *, fresh: bool) -> None:
+    meta = body["metadata"]
+    key: Key = (meta["namespace"], meta["name"])
+    generation = int(meta.get("generation") or 0)
+    state = ctx.state(key)
+    async with state.lock:
+        try:
+            fn = FunctionObject.from_body(body)
+        except ValidationError as e:
+            # The CRD schema should make this unreachable; say so rather than crash.
+            state.spec_error = st.SpecError(st.REASON_INVALID_SPEC, str(e).splitlines()[0])
+            await report(
+                ctx,
+                key,
+                st.summarize_deployment(None),
+                generation=generation,
+                previous=body.get("status"),
+            )
+            raise kopf.PermanentError(str(e)) from e
+
+        state.spec_error = await check_references(ctx, fn)
+        if state.spec_error is None:
+            try:
+                deployment = await apply_children(ctx, fn, fresh=fresh)
+            except UserFault as e:
+                state.spec_error = st.SpecError(e.reason, e.message)
+        if state.spec_error is not None:
+            await report(
+                ctx,
+                key,
+                st.summarize_deployment(None),
+                generation=generation,
+                previous=body.get("status"),
+            )
+            # The user (or another controller) has to act; look again later.
+            raise kopf.TemporaryError(
+                state.spec_error.message, delay=ctx.config.user_error_retry_seconds
+            )
+        await report(
+            ctx,
+            key,
+            st.summarize_deployment(deployment),
+            generation=generation,
+            previous=body.get("status"),
+        )
+
+
+async def apply_children(ctx: Context, fn: FunctionObject, *, fresh: bool) -> dict[str, Any]:
+    """ConfigMap, Service, Deployment (in that order: pods need the source)."""
+    kube = ctx.kube
+    configmap = render_configmap(fn)
+    if configmap is not None:
+        await kube.ensure(configmap, fn.uid, create_first=fresh)
+    elif not fresh:
+        # Switched from inline source to an image: drop the old source.
+        await kube.delete_owned("ConfigMap", fn.namespace, configmap_name(fn.name), fn.uid)
+    await kube.ensure(render_service(fn), fn.uid, create_first=fresh)
+    return await kube.ensure(
+        render_deployment(fn, ctx.config),
+        fn.uid,
+        create_first=fresh,
+        replicas=partial(desired_replicas, scale=fn.spec.scale),
+    )
+
+
+@kopf.on.create(GROUP, VERSION, "functions")
+async def function_created(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await reconcile(context_of(memo), body, fresh=True)
+
+
+@kopf.on.update(GROUP, VERSION, "functions", field="spec")
+@kopf.on.resume(GROUP, VERSION, "functions")
+async def function_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await reconcile(context_of(memo), body, fresh=False)
+
+
+@kopf.on.delete(GROUP, VERSION, "functions", optional=True)
+async def function_deleted(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    """Children go with the owner references; only the in-memory state is ours."""
+    context_of(memo).forget((namespace or "", name))
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={FUNCTION_LABEL: kopf.PRESENT})
+async def deployment_changed(
+    type: str, body: kopf.Body, namespace: str | None, memo: Any, **_: Any
+) -> None:
+    owner = controller_ref(body)
+    if owner is None or owner.get("kind") != "Function" or namespace is None:
+        return
+    ctx = context_of(memo)
+    key: Key = (namespace, str(owner["name"]))
+    if type == "DELETED":
+        # Cascade (the Function is gone) or a manual delete: put it back.
+        function = await ctx.kube.get("Function", namespace, key[1])
+        if function is None or function["metadata"].get("deletionTimestamp"):
+            ctx.forget(key)
+        elif function["metadata"]["uid"] == owner.get("uid"):
+            await reconcile(ctx, function, fresh=False)
+        return
+    state = ctx.state(key)
+    async with state.lock:
+        await report(ctx, key, st.summarize_deployment(body))
+    if state.last_status is None:  # the Function is gone: nothing to remember
+        ctx.forget(key)

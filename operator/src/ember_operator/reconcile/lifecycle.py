@@ -1,0 +1,38 @@
+"""Operator start and stop: kopf settings, the API connection, the config.
+
+Kopf's bookkeeping goes into ``ember.dev/*`` annotations (not status), and
+only warnings and errors become Kubernetes Events: an Event per successful
+handler run would cost one extra API call per object.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from ember_operator.config import Config
+from ember_operator.kube import Kube
+from ember_operator.reconcile.context import Context, context_of
+
+PREFIX = "ember.dev"
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config = Config.from_env()
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.posting.level = logging.INFO if config.post_info_events else logging.WARNING
+    settings.posting.reporting_component = "ember-operator"
+    memo.ember = Context(config=config, kube=await Kube.connect())
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    if getattr(memo, "ember", None) is not None:
+        await context_of(memo).kube.close()
