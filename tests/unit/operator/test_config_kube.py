@@ -1,0 +1,81 @@
+"""Config from the environment, and the pure parts of kube.py's policy."""
+
+from __future__ import annotations
+
+import kopf
+import pytest
+
+from ember_operator import kube
+from ember_operator.config import Config
+
+pytestmark = pytest.mark.unit
+
+
+def test_config_defaults_and_env() -> None:
+    default = Config.from_env({})
+    assert default.runtime_image == "ember/runtime:dev"
+    assert default.clusterwide and default.namespaces == ()
+    assert default.gateway_url == "http://ember-gateway.ember-system.svc"
+    cfg = Config.from_env(
+        {
+            "EMBER_RUNTIME_IMAGE": "r:1",
+            "EMBER_NAMESPACES": " a, b ,,",
+            "EMBER_GATEWAY_URL": "http://gw/",
+            "EMBER_DEFAULT_MEMORY_LIMIT": "1Gi",
+            "EMBER_MAX_BODY_BYTES": "10",
+        }
+    )
+    assert cfg.runtime_image == "r:1"
+    assert cfg.namespaces == ("a", "b") and not cfg.clusterwide
+    assert cfg.gateway_url == "http://gw"
+    assert cfg.default_resources["limits"]["memory"] == "1Gi"
+    assert cfg.default_resources["requests"]["memory"] == "64Mi"
+    assert cfg.max_body_bytes == 10
+
+
+def test_paths() -> None:
+    assert kube.path("Deployment", "ns", "x") == "/apis/apps/v1/namespaces/ns/deployments/x"
+    assert kube.path("Function", "ns", "f", "status") == (
+        "/apis/ember.dev/v1alpha1/namespaces/ns/functions/f/status"
+    )
+    assert kube.path("ConfigMap", "ns") == "/api/v1/namespaces/ns/configmaps"
+
+
+def test_transient_errors_are_retried_with_delays() -> None:
+    conflict = kube.transient(kube.ApiError(409, "{}"), "x")
+    assert isinstance(conflict, kopf.TemporaryError) and conflict.delay == kube.CONFLICT_DELAY
+    assert kube.transient(kube.ApiError(503, "{}"), "x").delay == kube.TRANSIENT_DELAY
+    assert kube.transient(kube.ApiError(403, '{"message": "no"}'), "x").delay == (
+        kube.FORBIDDEN_DELAY
+    )
+
+
+def test_merge_for_replace_keeps_server_fields() -> None:
+    live = {
+        "metadata": {
+            "resourceVersion": "7",
+            "annotations": {"deployment.kubernetes.io/revision": "3", "ember.dev/spec-hash": "a"},
+            "labels": {"extra": "1"},
+        },
+        "spec": {"clusterIP": "10.0.0.1", "clusterIPs": ["10.0.0.1"]},
+    }
+    desired = {
+        "kind": "Service",
+        "metadata": {"annotations": {"ember.dev/spec-hash": "b"}, "labels": {"a": "b"}},
+        "spec": {"type": "ClusterIP"},
+    }
+    body = kube._merge_for_replace(live, desired)
+    assert body["metadata"]["resourceVersion"] == "7"
+    assert body["metadata"]["annotations"] == {
+        "deployment.kubernetes.io/revision": "3",
+        "ember.dev/spec-hash": "b",
+    }
+    assert body["metadata"]["labels"] == {"extra": "1", "a": "b"}
+    assert body["spec"]["clusterIP"] == "10.0.0.1"
+    assert desired["spec"] == {"type": "ClusterIP"}  # not mutated
+
+
+def test_controller_ref() -> None:
+    obj = {"metadata": {"ownerReferences": [{"uid": "u", "controller": True, "kind": "Function"}]}}
+    assert kube.controller_uid(obj) == "u"
+    assert kube.controller_uid({"metadata": {}}) is None
