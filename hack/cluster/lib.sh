@@ -20,7 +20,7 @@ PAUSE_IMAGE="ember/pause:1.0"
 IPT_TAG="ember-cluster"
 
 step_no=0
-step() { step_no=$((step_no + 1)); printf '\033[1m[cluster %2d] %s\033[0m\n' "$step_no" "$*" >&2; }
+step() { step_no=$((step_no + 1)); printf '\033[1m[%s %2d] %s\033[0m\n' "${STEP_PREFIX:-cluster}" "$step_no" "$*" >&2; }
 info() { printf '             %s\n' "$*" >&2; }
 die() { printf '[cluster] ERROR: %s\n' "$*" >&2; exit 1; }
 

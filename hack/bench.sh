@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every benchmark case (bench/<case>.py). Each one runs its peer in the
+# same run and writes bench/results/<case>.json. BENCH=case1,case2 picks some.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PY:-.venv/bin/python}"
+mkdir -p bench/results
+cases=()
+if [[ -n "${BENCH:-}" ]]; then IFS=, read -r -a cases <<<"$BENCH"
+else for f in bench/[a-z]*.py; do cases+=("$(basename "$f" .py)"); done; fi
+for c in "${cases[@]}"; do
+  printf '\n\033[1m==> bench %s\033[0m\n' "$c"
+  "$PY" "bench/$c.py"
+done

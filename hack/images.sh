@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds Ember's images from the one Dockerfile (wheels come from
+# `make wheels`) and, when the local cluster runs, loads them into its
+# containerd. BASE_IMAGE picks the base: the locally built Debian one by
+# default here; any python3.11 Debian image works elsewhere.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STEP_PREFIX=images
+source hack/cluster/lib.sh
+TAG="${IMAGE_TAG:-dev}"
+BASE_IMAGE="${BASE_IMAGE:-ember/python-base:bookworm}"
+[[ -d build/wheels ]] || die "no build/wheels: run make wheels"
+if [[ "$BASE_IMAGE" == ember/python-base:* ]]; then hack/cluster/images-base.sh; else hack/cluster/docker.sh; fi
+
+build() { # build TARGET IMAGE
+  local t0=$SECONDS log; log="$(mktemp)"
+  if ! docker_cli build --build-arg "BASE=$BASE_IMAGE" --target "$1" -t "$2" . >"$log" 2>&1; then
+    tail -30 "$log" >&2; rm -f "$log"; die "docker build --target $1 failed"
+  fi
+  rm -f "$log"
+  info "$2 ($1) built in $((SECONDS - t0))s, $(docker_cli image inspect -f '{{.Size}}' "$2" | awk '{printf "%.0f MB", $1/1e6}')"
+}
+step "building images on $BASE_IMAGE"
+build runtime "ember/runtime:$TAG"
+build controlplane "ember/controller:$TAG"
+if hack/cluster/cluster.sh status >/dev/null 2>&1; then
+  step "loading images into the local cluster"
+  hack/cluster/cluster.sh load "ember/runtime:$TAG" "ember/controller:$TAG"
+fi
