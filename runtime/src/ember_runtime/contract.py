@@ -19,7 +19,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
@@ -51,23 +51,54 @@ class Response:
         return f"Response(status={self.status}, headers={self.headers!r})"
 
 
-@dataclass(slots=True)
 class Context:
     """What a handler knows about its call besides the event."""
 
-    request_id: str
-    function: str
-    deadline: float
-    """Wall-clock time (``time.time()``) at which the runtime gives up with 504."""
-    method: str = "POST"
-    path: str = "/"
-    headers: dict[str, str] = field(default_factory=dict)
-    """Request headers, names lower-cased."""
-    query: dict[str, str] = field(default_factory=dict)
-    """Query parameters; the last value wins when a name repeats."""
-    traceparent: str | None = None
-    """The inbound W3C ``traceparent``, when it was valid."""
-    logger: FunctionLogger = field(default_factory=FunctionLogger)
+    __slots__ = (
+        "_logger",
+        "deadline",
+        "function",
+        "headers",
+        "method",
+        "path",
+        "query",
+        "request_id",
+        "traceparent",
+    )
+
+    def __init__(
+        self,
+        request_id: str,
+        function: str,
+        deadline: float,
+        method: str = "POST",
+        path: str = "/",
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+        traceparent: str | None = None,
+    ) -> None:
+        self.request_id = request_id
+        self.function = function
+        #: Wall-clock time (``time.time()``) at which the runtime answers 504.
+        self.deadline = deadline
+        self.method = method
+        self.path = path
+        #: Request headers, names lower-cased.
+        self.headers = headers if headers is not None else {}
+        #: Query parameters; the last value wins when a name repeats.
+        self.query = query if query is not None else {}
+        #: The inbound W3C ``traceparent``, when it was well-formed.
+        self.traceparent = traceparent
+        self._logger: FunctionLogger | None = None
+
+    @property
+    def logger(self) -> FunctionLogger:
+        """JSON-line logger tagged with this call's request id and trace id."""
+        if self._logger is None:
+            self._logger = FunctionLogger(
+                request_id=self.request_id, function=self.function, trace_id=self.trace_id
+            )
+        return self._logger
 
     def remaining_ms(self) -> int:
         """Milliseconds left before the deadline (never negative)."""
@@ -76,6 +107,12 @@ class Context:
     @property
     def trace_id(self) -> str | None:
         return trace_id_of(self.traceparent)
+
+    def __repr__(self) -> str:
+        return (
+            f"Context(request_id={self.request_id!r}, function={self.function!r}, "
+            f"method={self.method!r}, path={self.path!r})"
+        )
 
 
 def trace_id_of(traceparent: str | None) -> str | None:
@@ -104,7 +141,8 @@ def make_context(
     headers: Headers,
 ) -> Context:
     hdrs = {k.lower(): v for k, v in headers}
-    traceparent = valid_traceparent(hdrs.get("traceparent"))
+    tp = hdrs.get("traceparent")
+    traceparent = valid_traceparent(tp) if tp is not None else None
     return Context(
         request_id=request_id,
         function=function,
@@ -114,9 +152,6 @@ def make_context(
         headers=hdrs,
         query=dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {},
         traceparent=traceparent,
-        logger=FunctionLogger(
-            request_id=request_id, function=function, trace_id=trace_id_of(traceparent)
-        ),
     )
 
 
@@ -159,6 +194,8 @@ def decode_event(content_type: str | None, body: bytes) -> Any:
 # --- results --------------------------------------------------------------
 
 JSON_TYPE = "application/json"
+# One encoder: json.dumps() with non-default separators builds a new one per call.
+_JSON = json.JSONEncoder(separators=(",", ":"))
 TEXT_TYPE = "text/plain; charset=utf-8"
 BYTES_TYPE = "application/octet-stream"
 
@@ -176,7 +213,7 @@ def _encode_body(body: Any) -> tuple[bytes, str | None]:
         return body.encode("utf-8"), TEXT_TYPE
     if isinstance(body, dict | list | tuple | int | float | bool):
         try:
-            return json.dumps(body, separators=(",", ":")).encode("utf-8"), JSON_TYPE
+            return _JSON.encode(body).encode("utf-8"), JSON_TYPE
         except (TypeError, ValueError) as exc:
             raise InvalidResult(f"return value is not JSON-serialisable: {exc}") from None
     raise InvalidResult(

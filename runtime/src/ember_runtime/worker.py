@@ -28,9 +28,10 @@ from typing import NoReturn
 from ember_runtime.contract import Handler, is_async_handler, load_target
 from ember_runtime.errors import LoadError
 from ember_runtime.invoke import invoke_sync
-from ember_runtime.wire import recv_frame, send_frame
+from ember_runtime.wire import HEADER_LEN, frame, loads, send_frame, unpack_len
 
 FORK = b"F"
+RECV_SIZE = 256 * 1024
 
 
 def _quiet_signals() -> None:
@@ -40,22 +41,39 @@ def _quiet_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def serve_worker(sock: socket.socket, handler: Handler, function: str) -> NoReturn:
-    """Answer invocation frames on ``sock`` until the server hangs up."""
+def serve_worker(req_fd: int, rep_fd: int, handler: Handler, function: str) -> NoReturn:
+    """Answer invocation frames from ``req_fd`` on ``rep_fd`` until the server hangs up."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    send_frame(sock, os.getpid())
+    read, write = os.read, os.write
+
+    def send(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[write(rep_fd, view) :]
+
+    send(frame(os.getpid()))
+    # One recv per request in the common case: read what is there, then cut
+    # frames out of it.
+    buf = bytearray()
     while True:
-        try:
-            req = recv_frame(sock)
-        except OSError:
-            req = None
-        if req is None:
-            os._exit(0)
+        while len(buf) < HEADER_LEN or len(buf) < HEADER_LEN + unpack_len(buf):
+            try:
+                chunk = read(req_fd, RECV_SIZE)
+            except InterruptedError:
+                continue
+            except OSError:
+                chunk = b""
+            if not chunk:
+                os._exit(0)
+            buf += chunk
+        end = HEADER_LEN + unpack_len(buf)
+        req = loads(memoryview(buf)[HEADER_LEN:end])
+        del buf[:end]
         out = invoke_sync(handler, function, req)
         try:
-            send_frame(sock, out)
+            send(frame(out))
         except OSError:
             os._exit(0)
 
@@ -86,15 +104,15 @@ def run_zygote(ctrl: socket.socket, target: str, source: str | None, function: s
                 continue
             if not msg:
                 os._exit(0)
-            for fd in fds:
-                pid = os.fork()
-                if pid == 0:
-                    ctrl.close()
-                    for other in fds:
-                        if other != fd:
-                            with contextlib.suppress(OSError):
-                                os.close(other)
-                    serve_worker(socket.socket(fileno=fd), handler, function)
-                os.close(fd)
+            if len(fds) != 2:
+                for fd in fds:
+                    os.close(fd)
+                continue
+            req_fd, rep_fd = fds
+            if os.fork() == 0:
+                ctrl.close()
+                serve_worker(req_fd, rep_fd, handler, function)
+            os.close(req_fd)
+            os.close(rep_fd)
     except BaseException:
         os._exit(70)

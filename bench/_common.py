@@ -1,0 +1,120 @@
+"""Shared plumbing for ``bench/*.py``: statistics, free ports, waiting for a
+server, running wrk, and one place that prints and saves results.
+
+Every case compares against its peer in the same run, in interleaved rounds,
+so a machine that is busier in one minute than the next (CI, a compile in the
+background) skews both sides alike.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results"
+PYTHON = sys.executable
+
+
+def median(xs: Sequence[float]) -> float:
+    return float(statistics.median(xs)) if xs else math.nan
+
+
+def percentile(xs: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile, ``p`` in 0..100."""
+    if not xs:
+        return math.nan
+    s = sorted(xs)
+    k = max(0, min(len(s) - 1, math.ceil(p / 100 * len(s)) - 1))
+    return float(s[k])
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else math.nan
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[Any] | None = None) -> None:
+    """Poll ``url`` until it answers 200 (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before {url} was up")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.02)
+    raise TimeoutError(f"{url} not up after {timeout}s")
+
+
+def stop(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+_WRK_LAT = re.compile(r"^\s*(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, *, seconds: float, connections: int, threads: int = 1) -> dict[str, float]:
+    """Run wrk against ``url``; returns req/s, latency percentiles (ms), errors."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url],
+        capture_output=True, text=True, timeout=seconds + 30, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    lat = {f"p{m.group(1)}_ms": float(m.group(2)) * _UNITS[m.group(3)] for m in _WRK_LAT.finditer(out)}
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {
+        "rps": rps,
+        **lat,
+        "non_2xx": float(non2xx.group(1)) if non2xx else 0.0,
+        "socket_errors": 1.0 if errors else 0.0,
+    }
+
+
+def cpu_note() -> str:
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = math.nan
+    return f"{os.cpu_count()} cpus, load {load:.2f}"
+
+
+def report(case: str, results: dict[str, Any], lines: Sequence[str]) -> None:
+    """Print a summary and write ``bench/results/<case>.json``."""
+    print(f"== {case} ({cpu_note()})")
+    for line in lines:
+        print("  " + line)
+    RESULTS.mkdir(exist_ok=True)
+    payload = {"case": case, "machine": cpu_note(), "time": time.time(), **results}
+    (RESULTS / f"{case}.json").write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
