@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 K8S_VERSION ?= v1.34.4
 CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ember
 KUBECTL := $(CACHE)/k8s-$(K8S_VERSION)/bin/kubectl
-export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
+export KUBECONFIG ?= /var/lib/ember-cluster/kubeconfig
 # CLUSTER=local (default): hack/cluster; CLUSTER=kind: pytest-kind (needs Docker with --privileged)
 CLUSTER ?= local
 export EMBER_CLUSTER := $(CLUSTER)

@@ -19,7 +19,7 @@ ALLOWED_CONTEXTS = {"ember-local", "kind-ember"}
 
 
 def _kubeconfig_path() -> Path:
-    return Path(os.environ.get("EMBER_KUBECONFIG", REPO / ".cluster" / "kubeconfig"))
+    return Path(os.environ.get("EMBER_KUBECONFIG", "/var/lib/ember-cluster/kubeconfig"))
 
 
 @pytest.fixture(scope="session")

@@ -324,6 +324,14 @@ up() {
     dns_up
     info "cluster already running"; info "KUBECONFIG=$KUBECONFIG_PATH"; return
   fi
+  if [[ -d "$PIDS" ]] && ls "$PIDS"/* >/dev/null 2>&1; then
+    # A previous run ended without `down` (a killed session, a reboot):
+    # start from a clean slate rather than on half-dead state.
+    step "cleaning up a previous cluster that was not shut down"
+    down
+    step_no=0
+  fi
+  mkdir -p "$PIDS" "$LOGS" "$RUNDIR"
   "$(dirname "$0")/images-base.sh"
   pki
   write_kubeconfig "$KUBECONFIG_PATH" admin https://127.0.0.1:6443

@@ -6,7 +6,9 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 K8S_VERSION="${K8S_VERSION:-v1.34.4}"
 CACHE="${EMBER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ember}"
 BIN="$CACHE/k8s-$K8S_VERSION/bin"
-STATE="${EMBER_CLUSTER_DIR:-$REPO/.cluster}"
+# One cluster per machine (it owns ports 6443/10250, the ember0 bridge and
+# iptables rules), so its state lives at a fixed place, not in a checkout.
+STATE="${EMBER_CLUSTER_DIR:-/var/lib/ember-cluster}"
 RUNDIR="/run/ember-cluster"
 NODE_NAME="ember-node"
 BRIDGE="ember0"
