@@ -20,7 +20,9 @@ def api_client(kubeconfig: str) -> client.ApiClient:
     return config.new_client_from_config(config_file=kubeconfig)
 
 
-def eventually(fn: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.2) -> T:
+def eventually(
+    fn: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.2
+) -> T:
     """Call ``fn`` until it returns something truthy; fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
@@ -29,10 +31,13 @@ def eventually(fn: Callable[[], T | None], *, timeout: float, what: str, interva
             result = fn()
             if result:
                 return result
-        except Exception as exc:  # noqa: BLE001 - reported below if it never settles
+        except Exception as exc:
             last_exc = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc!r})" if last_exc else ""))
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what}"
+        + (f" (last error: {last_exc!r})" if last_exc else "")
+    )
 
 
 def unique_name(prefix: str) -> str:
@@ -42,7 +47,9 @@ def unique_name(prefix: str) -> str:
 def create_namespace(api: client.ApiClient, prefix: str) -> str:
     name = unique_name(prefix)
     client.CoreV1Api(api).create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"ember.dev/test": "true"}))
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=name, labels={"ember.dev/test": "true"})
+        )
     )
     return name
 

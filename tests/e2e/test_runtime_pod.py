@@ -8,16 +8,15 @@ from __future__ import annotations
 import httpx
 import pytest
 from kubernetes import client
-
-from tests.e2e.conftest import RUNTIME_IMAGE
+from tests.conftest import RUNTIME_IMAGE
 from tests.kube_helpers import deployment_ready, eventually
 
 pytestmark = pytest.mark.e2e
 
-SOURCE = '''
+SOURCE = """
 def handle(event, context):
     return {"echo": event, "method": context.method, "function": context.function}
-'''
+"""
 
 
 def _runtime_deployment(namespace: str) -> client.V1Deployment:
@@ -59,7 +58,8 @@ def _runtime_deployment(namespace: str) -> client.V1Deployment:
                     containers=[container],
                     volumes=[
                         client.V1Volume(
-                            name="source", config_map=client.V1ConfigMapVolumeSource(name="echo-source")
+                            name="source",
+                            config_map=client.V1ConfigMapVolumeSource(name="echo-source"),
                         ),
                         client.V1Volume(name="tmp", empty_dir=client.V1EmptyDirVolumeSource()),
                     ],
@@ -73,7 +73,9 @@ def test_runtime_image_serves_through_a_service(k8s, namespace, service_url):
     core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
     core.create_namespaced_config_map(
         namespace,
-        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="echo-source"), data={"main.py": SOURCE}),
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="echo-source"), data={"main.py": SOURCE}
+        ),
     )
     apps.create_namespaced_deployment(namespace, _runtime_deployment(namespace))
     core.create_namespaced_service(
@@ -96,7 +98,11 @@ def test_runtime_image_serves_through_a_service(k8s, namespace, service_url):
 
     # The Service's endpoints reach kube-proxy's rules shortly after Ready.
     resp = eventually(invoke, timeout=30, what="a 200 through the Service")
-    assert resp.json() == {"echo": {"name": "ember"}, "method": "POST", "function": f"{namespace}/echo"}
+    assert resp.json() == {
+        "echo": {"name": "ember"},
+        "method": "POST",
+        "function": f"{namespace}/echo",
+    }
 
     pod = core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/name=echo").items[0]
     assert pod.status.container_statuses[0].restart_count == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from kubernetes import client
-
 from tests.kube_helpers import api_client, eventually, unique_name
 
 pytestmark = pytest.mark.integration
@@ -52,23 +51,41 @@ def test_crd_becomes_established_and_serves(kubeconfig):
 
         def established() -> bool:
             crd = ext.read_custom_resource_definition(name)
-            return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+            return any(
+                c.type == "Established" and c.status == "True" for c in crd.status.conditions or []
+            )
 
         eventually(established, timeout=60, what=f"CRD {name} Established")
         objs = client.CustomObjectsApi(api)
 
         def create_ok() -> dict[str, object]:
             return objs.create_namespaced_custom_object(
-                group, "v1", "default", "probes",
-                {"apiVersion": f"{group}/v1", "kind": "Probe", "metadata": {"name": "p"}, "spec": {"size": 2}},
+                group,
+                "v1",
+                "default",
+                "probes",
+                {
+                    "apiVersion": f"{group}/v1",
+                    "kind": "Probe",
+                    "metadata": {"name": "p"},
+                    "spec": {"size": 2},
+                },
             )
 
         created = eventually(create_ok, timeout=30, what="the new resource to be served")
         assert created["spec"] == {"size": 2}
         with pytest.raises(client.ApiException) as bad:
             objs.create_namespaced_custom_object(
-                group, "v1", "default", "probes",
-                {"apiVersion": f"{group}/v1", "kind": "Probe", "metadata": {"name": "q"}, "spec": {"size": 0}},
+                group,
+                "v1",
+                "default",
+                "probes",
+                {
+                    "apiVersion": f"{group}/v1",
+                    "kind": "Probe",
+                    "metadata": {"name": "q"},
+                    "spec": {"size": 0},
+                },
             )
         assert bad.value.status == 422
         assert "spec.size" in bad.value.body
