@@ -25,6 +25,7 @@ benchmark is what chose it (see bench/operator_reconcile.py).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -129,7 +130,11 @@ class Kube:
         try:
             k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         except k8s_config.ConfigException:
-            await k8s_config.load_kube_config(client_configuration=configuration)
+            # Read KUBECONFIG now: the library reads it once, at import time.
+            await k8s_config.load_kube_config(
+                config_file=os.environ.get("KUBECONFIG") or None,
+                client_configuration=configuration,
+            )
         configuration.connection_pool_maxsize = pool_size
         return cls(k8s_client.ApiClient(configuration))
 

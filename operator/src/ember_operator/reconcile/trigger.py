@@ -12,8 +12,6 @@ from ember_operator import status as st
 from ember_operator.api.v1alpha1 import GROUP, VERSION, TriggerSpec
 from ember_operator.reconcile.context import context_of
 
-RETRY_SECONDS = 30.0
-
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -50,4 +48,4 @@ async def trigger_changed(
         {"conditions": [condition], "observedGeneration": body["metadata"].get("generation")},
     )
     if not found:
-        raise kopf.TemporaryError(condition["message"], delay=RETRY_SECONDS)
+        raise kopf.TemporaryError(condition["message"], delay=ctx.config.user_error_retry_seconds)

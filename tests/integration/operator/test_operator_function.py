@@ -1,0 +1,232 @@
+"""The operator in-process against the real API server: create, update,
+delete, invalid input, restart mid-reconcile, and status from the Deployment."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from kopf.testing import KopfRunner
+from kubernetes.client.exceptions import ApiException
+from operator_kit import Cluster, function, wait_for
+
+from conftest import run_operator
+from ember_operator.reconcile import function as fn_handlers
+
+pytestmark = pytest.mark.integration
+
+SPEC_HASH = "ember.dev/spec-hash"
+
+
+def ready_condition(cluster: Cluster, ns: str, name: str) -> dict[str, Any] | None:
+    return cluster.condition(cluster.get("functions", ns, name), "Ready")
+
+
+def wait_status(
+    cluster: Cluster, ns: str, name: str, *, ready: str, reason: str, generation: int | None = None
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        obj = cluster.get("functions", ns, name)
+        cond = cluster.condition(obj, "Ready")
+        if not cond or cond["status"] != ready or cond["reason"] != reason:
+            return None
+        if generation is not None and obj and obj["status"].get("observedGeneration") != generation:
+            return None
+        return obj
+
+    return wait_for(probe, timeout=30, what=f"{name} Ready={ready} reason={reason}")
+
+
+def test_create_update_and_delete(cluster: Cluster, namespace: str, operator: KopfRunner) -> None:
+    ns = namespace
+    created = cluster.create("functions", ns, function("hello", scale={"min": 0, "max": 3}))
+    uid = created["metadata"]["uid"]
+
+    obj = wait_status(cluster, ns, "hello", ready="True", reason="ScaledToZero", generation=1)
+    assert obj["status"]["url"] == f"http://gw.test/fn/{ns}/hello"
+    assert obj["status"]["replicas"] == 0 and obj["status"]["readyReplicas"] == 0
+    progressing = cluster.condition(obj, "Progressing")
+    assert progressing is not None and progressing["status"] == "False"
+
+    dep = cluster.deployment(ns, "hello")
+    svc = cluster.core.read_namespaced_service("hello", ns)
+    cm = cluster.core.read_namespaced_config_map("hello-source", ns)
+    for child in (dep, svc, cm):
+        (owner,) = child.metadata.owner_references
+        assert (owner.kind, owner.uid, owner.controller) == ("Function", uid, True)
+        assert child.metadata.labels["ember.dev/function"] == "hello"
+        assert child.metadata.labels["app.kubernetes.io/managed-by"] == "ember-operator"
+    assert dep.spec.replicas == 0
+    assert cm.data["main.py"].startswith("def handle")
+    first_hash = dep.metadata.annotations[SPEC_HASH]
+
+    # The autoscaler scales up; an edit must not fight it, but must roll pods.
+    cluster.apps.patch_namespaced_deployment_scale(ns and "hello", ns, {"spec": {"replicas": 1}})
+    cluster.patch(
+        "functions", ns, "hello", {"spec": {"source": "def handle(e, c):\n    return 2\n"}}
+    )
+
+    def rolled() -> Any:
+        d = cluster.deployment(ns, "hello")
+        return d if d.metadata.annotations[SPEC_HASH] != first_hash else None
+
+    dep = wait_for(rolled, what="the Deployment's spec hash to change")
+    assert dep.spec.replicas == 1
+    assert (
+        cluster.core.read_namespaced_config_map("hello-source", ns)
+        .data["main.py"]
+        .endswith("return 2\n")
+    )
+    wait_for(
+        lambda: (
+            (cluster.get("functions", ns, "hello") or {})
+            .get("status", {})
+            .get("observedGeneration")
+            == 2
+        ),
+        what="observedGeneration 2",
+    )
+
+    # Raising scale.min above the live count lifts it (a floor, not a fight).
+    cluster.patch("functions", ns, "hello", {"spec": {"scale": {"min": 2, "max": 3}}})
+    wait_for(lambda: cluster.deployment(ns, "hello").spec.replicas == 2, what="replicas 2")
+
+    cluster.delete("functions", ns, "hello")
+
+    def gone() -> bool:
+        try:
+            cluster.core.read_namespaced_service("hello", ns)
+            return False
+        except ApiException as e:
+            return e.status == 404 and cluster.deployment(ns, "hello") is None
+
+    wait_for(gone, timeout=60, what="children garbage-collected")
+
+
+def test_image_function_has_no_configmap_and_switch_removes_it(
+    cluster: Cluster, namespace: str, operator: KopfRunner
+) -> None:
+    ns = namespace
+    cluster.create("functions", ns, function("swap"))
+    wait_status(cluster, ns, "swap", ready="True", reason="ScaledToZero")
+    cluster.patch("functions", ns, "swap", {"spec": {"source": None, "image": "example/swap:1"}})
+
+    def switched() -> bool:
+        d = cluster.deployment(ns, "swap")
+        image = d.spec.template.spec.containers[0].image
+        try:
+            cluster.core.read_namespaced_config_map("swap-source", ns)
+            return False
+        except ApiException as e:
+            return e.status == 404 and image == "example/swap:1"
+
+    wait_for(switched, what="image in use and source ConfigMap deleted")
+
+
+def test_missing_secret_is_a_condition_then_heals(
+    cluster: Cluster, namespace: str, operator: KopfRunner
+) -> None:
+    ns = namespace
+    env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}]
+    cluster.create("functions", ns, function("needs-secret", env=env))
+    obj = wait_status(cluster, ns, "needs-secret", ready="False", reason="SecretNotFound")
+    failed = cluster.condition(obj, "Failed")
+    assert failed is not None and failed["status"] == "True"
+    assert "creds" in failed["message"] and "TOKEN" in failed["message"]
+    assert cluster.deployment(ns, "needs-secret") is None
+
+    cluster.core.create_namespaced_secret(
+        ns, {"metadata": {"name": "creds"}, "stringData": {"token": "s3cr3t"}}
+    )
+    wait_status(cluster, ns, "needs-secret", ready="True", reason="ScaledToZero")
+    assert cluster.deployment(ns, "needs-secret") is not None
+    assert cluster.condition(cluster.get("functions", ns, "needs-secret"), "Failed") is None
+
+
+def test_name_taken_by_a_foreign_object_is_a_condition(
+    cluster: Cluster, namespace: str, operator: KopfRunner
+) -> None:
+    ns = namespace
+    cluster.core.create_namespaced_service(
+        ns, {"metadata": {"name": "taken"}, "spec": {"ports": [{"port": 80}]}}
+    )
+    cluster.create("functions", ns, function("taken"))
+    obj = wait_status(cluster, ns, "taken", ready="False", reason="NameConflict")
+    assert "Service" in cluster.condition(obj, "Ready")["message"]  # type: ignore[index]
+    svc = cluster.core.read_namespaced_service("taken", ns)
+    assert not svc.metadata.owner_references  # left alone
+
+
+def test_unstartable_image_reports_failed(
+    cluster: Cluster, namespace: str, operator: KopfRunner
+) -> None:
+    """An image that cannot start: the rollout deadline (8 s here) ends in Failed."""
+    ns = namespace
+    cluster.create(
+        "functions",
+        ns,
+        function("broken", image="ember.invalid/nope:0", scale={"min": 1, "max": 1}),
+    )
+    obj = wait_status(cluster, ns, "broken", ready="False", reason="RollingOut")
+    assert cluster.condition(obj, "Progressing")["status"] == "True"  # type: ignore[index]
+    obj = wait_for(
+        lambda: (
+            o
+            if (o := cluster.get("functions", ns, "broken"))
+            and (cluster.condition(o, "Failed") or {}).get("reason") == "ProgressDeadlineExceeded"
+            else None
+        ),
+        timeout=45,
+        what="ProgressDeadlineExceeded",
+    )
+    assert obj["status"]["readyReplicas"] == 0
+
+
+def test_restart_between_deployment_and_status(
+    cluster: Cluster, namespace: str, operator_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kill the operator after it created the Deployment but before it wrote
+    status; a new operator must converge on one Deployment and a true status."""
+    ns = namespace
+    real_report = fn_handlers.report
+
+    async def stuck(*args: Any, **kwargs: Any) -> None:
+        await asyncio.Event().wait()  # never returns: the operator dies here
+
+    monkeypatch.setattr(fn_handlers, "report", stuck)
+    with run_operator(ns):
+        cluster.create("functions", ns, function("phoenix", scale={"min": 0, "max": 2}))
+        wait_for(lambda: cluster.deployment(ns, "phoenix"), what="Deployment created")
+    assert (cluster.get("functions", ns, "phoenix") or {}).get("status") is None
+
+    monkeypatch.setattr(fn_handlers, "report", real_report)
+    with run_operator(ns) as runner:
+        obj = wait_status(cluster, ns, "phoenix", ready="True", reason="ScaledToZero", generation=1)
+    assert runner.exception is None, runner.output
+    deployments = cluster.apps.list_namespaced_deployment(
+        ns, label_selector="ember.dev/function=phoenix"
+    ).items
+    assert len(deployments) == 1
+    assert obj["status"]["url"].endswith(f"/fn/{ns}/phoenix")
+
+
+def test_trigger_reports_whether_its_function_exists(
+    cluster: Cluster, namespace: str, operator: KopfRunner
+) -> None:
+    ns = namespace
+    body = {
+        "apiVersion": "ember.dev/v1alpha1",
+        "kind": "Trigger",
+        "metadata": {"name": "every-minute"},
+        "spec": {"function": "later", "schedule": {"cron": "* * * * *"}},
+    }
+    cluster.create("triggers", ns, body)
+
+    def reason() -> str | None:
+        cond = cluster.condition(cluster.get("triggers", ns, "every-minute"), "Ready")
+        return cond["reason"] if cond else None
+
+    wait_for(lambda: reason() == "FunctionNotFound", what="FunctionNotFound")
+    cluster.create("functions", ns, function("later"))
+    wait_for(lambda: reason() == "FunctionFound", timeout=45, what="FunctionFound")
