@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     PYTHON,
     REPO,
     free_port,
@@ -32,7 +32,7 @@ from _common import (  # noqa: E402
     wrk,
 )
 
-PEER_APP = '''
+PEER_APP = """
 BODY = b'{"message":"Hello, world!"}'
 START = {"type": "http.response.start", "status": 200,
          "headers": [(b"content-type", b"application/json")]}
@@ -41,13 +41,28 @@ async def app(scope, receive, send):
         return
     await send(START)
     await send({"type": "http.response.body", "body": BODY})
-'''
+"""
 
 
 def start_peer(port: int, workdir: str) -> subprocess.Popen[bytes]:
     Path(workdir, "peer_app.py").write_text(PEER_APP)
-    cmd = [PYTHON, "-m", "uvicorn", "peer_app:app", "--port", str(port), "--host", "127.0.0.1",
-           "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    cmd = [
+        PYTHON,
+        "-m",
+        "uvicorn",
+        "peer_app:app",
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_http(f"http://127.0.0.1:{port}/", proc=proc)
     return proc
@@ -64,8 +79,12 @@ def start_runtime(port: int, concurrency: int, metrics: bool = True) -> subproce
         "EMBER_QUEUE_DEPTH": "1024",
         "EMBER_METRICS": "1" if metrics else "0",
     }
-    proc = subprocess.Popen([PYTHON, "-m", "ember_runtime"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "ember_runtime"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_http(f"http://127.0.0.1:{port}/_/ready", proc=proc)
     return proc
 
@@ -75,8 +94,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--connections", type=int, default=16)
-    ap.add_argument("--concurrency", type=int, default=2,
-                    help="EMBER_CONCURRENCY for the runtime (workers = this + 1 spare)")
+    ap.add_argument(
+        "--concurrency",
+        type=int,
+        default=2,
+        help="EMBER_CONCURRENCY for the runtime (workers = this + 1 spare)",
+    )
     args = ap.parse_args()
     peer_runs: list[dict[str, float]] = []
     ember_runs: list[dict[str, float]] = []
@@ -106,11 +129,16 @@ def main() -> None:
         f"{'MET' if res['p99_goal_met'] else 'MISSED'}",
         f"non-2xx answers from ember: {res['ember_non_2xx']:.0f}",
     ]
-    report("runtime_overhead", {**res, "args": vars(args), "peer_runs": peer_runs,
-                                "ember_runs": ember_runs}, lines)
+    report(
+        "runtime_overhead",
+        {**res, "args": vars(args), "peer_runs": peer_runs, "ember_runs": ember_runs},
+        lines,
+    )
 
 
-def summarise(peer: list[dict[str, float]], ember: list[dict[str, float]]) -> dict[str, float | bool]:
+def summarise(
+    peer: list[dict[str, float]], ember: list[dict[str, float]]
+) -> dict[str, float | bool]:
     peer_rps = median([r["rps"] for r in peer])
     ember_rps = median([r["rps"] for r in ember])
     peer_p99 = median([r["p99_ms"] for r in peer])

@@ -1,0 +1,5 @@
+import sibling_helper
+
+
+def handle(event, context):
+    return sibling_helper.VALUE

@@ -1,0 +1,130 @@
+"""Settings, admission and metrics text, without a server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ember_runtime.config import parse_settings
+from ember_runtime.errors import LoadError, LoadFault
+from ember_runtime.invoke import invoke_sync
+from ember_runtime.limits import Limiter
+from ember_runtime.signals import Signals
+from ember_runtime.wire import frame, http_head, loads
+
+pytestmark = pytest.mark.unit
+
+
+def test_flags_win_over_env() -> None:
+    env = {"EMBER_TARGET": "main:handle", "EMBER_PORT": "9000", "EMBER_CONCURRENCY": "7"}
+    s = parse_settings(["--port", "8081"], env)
+    assert (s.target, s.port, s.concurrency) == ("main:handle", 8081, 7)
+    assert s.queue_depth == 7  # defaults to the concurrency
+    assert s.function == "main"
+    assert s.metrics is True
+    assert s.pool_size == 8
+
+
+def test_every_setting_has_an_env_var() -> None:
+    env = {
+        "EMBER_TARGET": "m:f",
+        "EMBER_SOURCE": "/x/m.py",
+        "EMBER_PORT": "1",
+        "EMBER_TIMEOUT_SECONDS": "2.5",
+        "EMBER_CONCURRENCY": "3",
+        "EMBER_QUEUE_DEPTH": "0",
+        "EMBER_MAX_BODY_BYTES": "10",
+        "EMBER_MAX_HEADER_BYTES": "300",
+        "EMBER_FUNCTION": "ns/f",
+        "EMBER_METRICS": "off",
+        "EMBER_SPARE_WORKERS": "2",
+        "EMBER_HOST": "127.0.0.1",
+    }
+    s = parse_settings([], env)
+    assert (s.source, s.timeout_seconds, s.queue_depth, s.max_body_bytes) == ("/x/m.py", 2.5, 0, 10)
+    assert (s.function, s.metrics, s.spare_workers, s.host) == ("ns/f", False, 2, "127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"EMBER_TARGET": "m:f", "EMBER_CONCURRENCY": "0"},
+        {"EMBER_TARGET": "m:f", "EMBER_TIMEOUT_SECONDS": "soon"},
+        {"EMBER_TARGET": "m:f", "EMBER_METRICS": "maybe"},
+    ],
+)
+def test_bad_settings_are_a_config_fault(env: dict[str, str]) -> None:
+    with pytest.raises(LoadError) as exc:
+        parse_settings([], env)
+    assert exc.value.fault is LoadFault.INVALID_CONFIG
+    assert exc.value.fault.exit_status == 2
+
+
+async def test_limiter_admits_queues_and_refuses() -> None:
+    lim = Limiter(concurrency=1, queue_depth=1)
+    assert lim.try_enter()
+    assert not lim.try_enter() and lim.can_queue()
+    waiter = asyncio.ensure_future(lim.wait(5))
+    await asyncio.sleep(0)
+    assert lim.queued == 1 and not lim.can_queue() and lim.saturated
+    lim.leave()  # hands the slot straight to the waiter
+    await waiter
+    assert (lim.inflight, lim.queued) == (1, 0)
+    lim.leave()
+    assert lim.inflight == 0
+    await asyncio.wait_for(lim.wait_idle(), 1)
+
+
+async def test_limiter_queue_wait_times_out() -> None:
+    lim = Limiter(concurrency=1, queue_depth=4)
+    assert lim.try_enter()
+    with pytest.raises(TimeoutError):
+        await lim.wait(0.01)
+    assert lim.queued == 0 and lim.inflight == 1
+
+
+def test_prometheus_text() -> None:
+    sig = Signals("ns/fn", started_at=0.0)
+    sig.first_call()
+    sig.observe(200, "", 0.003)
+    sig.observe(500, "Runtime.HandlerError", 0.2)
+    text = sig.prometheus(inflight=2, queued=1, restarts=3).decode()
+    assert 'ember_invocations_total{function="ns/fn",code="200"} 1' in text
+    assert 'ember_invocation_errors_total{function="ns/fn",error="Runtime.HandlerError"} 1' in text
+    assert 'ember_invocation_duration_seconds_bucket{function="ns/fn",le="0.005"} 1' in text
+    assert 'ember_invocation_duration_seconds_bucket{function="ns/fn",le="+Inf"} 2' in text
+    assert 'ember_invocation_duration_seconds_count{function="ns/fn"} 2' in text
+    assert 'ember_inflight_invocations{function="ns/fn"} 2' in text
+    assert 'ember_queued_invocations{function="ns/fn"} 1' in text
+    assert 'ember_worker_restarts_total{function="ns/fn"} 3' in text
+    assert "ember_cold_start_seconds" in text
+    for line in text.splitlines():
+        assert line.startswith("#") or line.rsplit(" ", 1)[1].replace(".", "").isdigit()
+
+
+def test_signals_off_keeps_only_the_request_count() -> None:
+    sig = Signals("f", enabled=False, started_at=0.0)
+    sig.observe(500, "Runtime.HandlerError", 0.1)
+    assert sig.requests_total == 1 and sig.errors == {} and sum(sig.bucket_counts) == 0
+
+
+def test_frames_round_trip_and_heads_are_http() -> None:
+    req = ("r", "GET", b"/", b"a=1", [(b"h", b"v")], b"body", 1.5)
+    data = frame(req)
+    assert loads(data[4:]) == req
+    head = http_head(201, [("content-type", "text/plain")], 5)
+    assert head == b"HTTP/1.1 201 Created\r\ncontent-type: text/plain\r\ncontent-length: 5\r\n"
+
+
+def test_invoke_sync_maps_errors() -> None:
+    def boom(event: object, ctx: object) -> object:
+        raise ValueError("no")
+
+    req = ("rid", "POST", b"/", b"", [(b"content-type", b"application/json")], b"{}", 0.0)
+    status, code, head, body = invoke_sync(boom, "f", req)
+    assert (status, code) == (500, "Runtime.HandlerError")
+    assert b"x-request-id: rid" in head and b'"message":"ValueError: no"' in body
+    bad = ("rid", "POST", b"/", b"", [(b"content-type", b"application/json")], b"{", 0.0)
+    assert invoke_sync(boom, "f", bad)[:2] == (400, "Runtime.MalformedJSON")
