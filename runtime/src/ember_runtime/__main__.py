@@ -1,9 +1,11 @@
 """``python -m ember_runtime``: settings, the fork server, then the loop.
 
 Order matters for boot time and for safety. The zygote is forked first,
-before uvloop, httptools or any socket exist in this process, so it imports
-the user module on the other core while this process imports its server
-stack, and workers forked from it inherit nothing of the server.
+with almost nothing imported (no json, no typing, no uvloop, no socket but
+its control pair), and the workers are requested at once. The zygote then
+imports the user module and forks workers on one core while this process
+imports its server stack on the other; and the workers inherit nothing of
+the server (no loop, no listening socket, no client connection).
 """
 
 from __future__ import annotations
@@ -16,19 +18,21 @@ import sys
 # write .pyc files next to them.
 sys.dont_write_bytecode = True
 
-from ember_runtime import logs  # noqa: E402
-from ember_runtime.config import Settings, parse_settings  # noqa: E402
-from ember_runtime.contract import Handler, load_target  # noqa: E402
+from ember_runtime.config import Settings, parse_settings, process_start_time  # noqa: E402
 from ember_runtime.errors import LoadError, LoadFault  # noqa: E402
-from ember_runtime.signals import process_start_time  # noqa: E402
-from ember_runtime.wire import recv_frame  # noqa: E402
-from ember_runtime.worker import run_zygote  # noqa: E402
+from ember_runtime.wire import recv_frame, request_worker  # noqa: E402
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ember_runtime.contract import Handler
 
 TERMINATION_LOG = "/dev/termination-log"
 
 
 def fail(exc: LoadError, function: str = "") -> int:
     """Report a load fault loudly and return its exit status."""
+    from ember_runtime import logs
+
     code = exc.fault.code
     logs.emit("error", exc.message, error=code, function=function or None)
     try:
@@ -47,38 +51,60 @@ def fail(exc: LoadError, function: str = "") -> int:
     return exc.fault.exit_status
 
 
-def _start_zygote(settings: Settings) -> tuple[socket.socket | None, Handler | None]:
-    """Fork the zygote and wait for its verdict on the user module.
+class Zygote:
+    """The forked fork server, seen from the server process."""
 
-    Returns the control socket for a sync handler, or the handler itself
-    (imported here too) for an async one, which runs on this loop.
-    """
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    pid = os.fork()
-    if pid == 0:
-        ours.close()
-        run_zygote(theirs, settings.target, settings.source, settings.function)
-    theirs.close()
-    status = recv_frame(ours)
-    if status is None:
-        _, wstatus = os.waitpid(pid, 0)
-        how = (
-            f"signal {os.WTERMSIG(wstatus)}"
-            if os.WIFSIGNALED(wstatus)
-            else f"exit status {os.waitstatus_to_exitcode(wstatus)}"
-        )
-        raise LoadError(
-            LoadFault.IMPORT_ERROR,
-            f"the process importing {settings.source or settings.target!r} died ({how})",
-        )
-    if status[0] == "error":
-        os.waitpid(pid, 0)
-        raise LoadError(LoadFault[status[1]], status[2])
-    if not status[1]:
-        return ours, None
-    ours.close()
-    os.waitpid(pid, 0)
-    return None, load_target(settings.target, settings.source)
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.pid = os.fork()
+        if self.pid == 0:
+            ours.close()
+            from ember_runtime.worker import run_zygote
+
+            run_zygote(theirs, settings.target, settings.source, settings.function)
+        theirs.close()
+        self.ctrl = ours
+        # Queue the first workers now; the zygote forks them once it has
+        # imported the user module, while this process imports uvloop.
+        self.requested = [request_worker(ours) for _ in range(settings.pool_size)]
+
+    def verdict(self) -> Handler | None:
+        """Wait for the zygote's load result.
+
+        Returns None for a sync handler (served by the zygote's workers), or
+        the handler itself, imported here too, for an async one, which runs
+        on this process's loop. Raises ``LoadError``.
+        """
+        status = recv_frame(self.ctrl)
+        if status is not None and status[0] == "ok" and not status[1]:
+            return None
+        self._release()
+        if status is None:
+            _, wstatus = os.waitpid(self.pid, 0)
+            how = (
+                f"signal {os.WTERMSIG(wstatus)}"
+                if os.WIFSIGNALED(wstatus)
+                else f"exit status {os.waitstatus_to_exitcode(wstatus)}"
+            )
+            raise LoadError(
+                LoadFault.IMPORT_ERROR,
+                f"the process importing {self.settings.source or self.settings.target!r} "
+                f"died ({how})",
+            )
+        os.waitpid(self.pid, 0)
+        if status[0] == "error":
+            raise LoadError(LoadFault[status[1]], status[2])
+        from ember_runtime.contract import load_target
+
+        return load_target(self.settings.target, self.settings.source)
+
+    def _release(self) -> None:
+        for fds in self.requested:
+            for fd in fds:
+                os.close(fd)
+        self.requested = []
+        self.ctrl.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,18 +113,21 @@ def main(argv: list[str] | None = None) -> int:
         settings = parse_settings(sys.argv[1:] if argv is None else argv)
     except LoadError as exc:
         return fail(exc)
-    try:
-        ctrl, handler = _start_zygote(settings)
-    except LoadError as exc:
-        return fail(exc, settings.function)
+    zygote = Zygote(settings)
 
     import uvloop
 
     from ember_runtime.server import serve
     from ember_runtime.signals import Signals
 
+    try:
+        handler = zygote.verdict()
+    except LoadError as exc:
+        return fail(exc, settings.function)
     signals = Signals(settings.function, enabled=settings.metrics, started_at=started_at)
-    return uvloop.run(serve(settings, signals, ctrl, handler))
+    if handler is not None:
+        return uvloop.run(serve(settings, signals, None, handler))
+    return uvloop.run(serve(settings, signals, zygote.ctrl, None, zygote.requested))
 
 
 if __name__ == "__main__":

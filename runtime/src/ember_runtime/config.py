@@ -2,92 +2,154 @@
 
 The operator sets the ``EMBER_*`` variables on function pods; on a laptop
 the same names work as flags (``--target main:handle --source ./main.py``).
-A flag wins over its variable.
+A flag wins over its variable. Flags are read by hand and ``argparse`` is
+only imported for ``--help`` or a flag it must reject: the settings are on
+the boot path, and pods pass none.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 
 from ember_runtime.errors import LoadError, LoadFault
 
 
-@dataclass(frozen=True, slots=True)
 class Settings:
-    target: str
-    source: str | None = None
-    host: str = "0.0.0.0"
-    port: int = 8080
-    timeout_seconds: float = 30.0
-    concurrency: int = 4
-    queue_depth: int = 4
-    max_body_bytes: int = 6 * 1024 * 1024
-    max_header_bytes: int = 16 * 1024
-    function: str = ""
-    metrics: bool = True
-    spare_workers: int = 1
+    """Everything the runtime can be told; read-only after parsing."""
+
+    __slots__ = (
+        "concurrency",
+        "function",
+        "host",
+        "max_body_bytes",
+        "max_header_bytes",
+        "metrics",
+        "port",
+        "queue_depth",
+        "source",
+        "spare_workers",
+        "target",
+        "timeout_seconds",
+    )
+
+    def __init__(
+        self,
+        target: str,
+        source: str | None = None,
+        host: str = "0.0.0.0",
+        port: int = 8080,
+        timeout_seconds: float = 30.0,
+        concurrency: int = 4,
+        queue_depth: int | None = None,
+        max_body_bytes: int = 6 * 1024 * 1024,
+        max_header_bytes: int = 16 * 1024,
+        function: str = "",
+        metrics: bool = True,
+        spare_workers: int = 1,
+    ) -> None:
+        self.target = target
+        self.source = source
+        self.host = host
+        self.port = port
+        self.timeout_seconds = timeout_seconds
+        self.concurrency = concurrency
+        self.queue_depth = concurrency if queue_depth is None else queue_depth
+        self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
+        self.function = function or target.partition(":")[0]
+        self.metrics = metrics
+        self.spare_workers = spare_workers
 
     @property
     def pool_size(self) -> int:
         return self.concurrency + self.spare_workers
 
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+        return f"Settings({fields})"
 
-# (flag, env var, type, help); the dataclass default applies when both are unset.
-_OPTIONS: list[tuple[str, str, type, str]] = [
-    ("target", "EMBER_TARGET", str, "handler as module:function, e.g. main:handle"),
-    ("source", "EMBER_SOURCE", str, "file holding the module; omit to import from sys.path"),
-    ("host", "EMBER_HOST", str, "address to listen on"),
-    ("port", "EMBER_PORT", int, "port to listen on"),
-    ("timeout_seconds", "EMBER_TIMEOUT_SECONDS", float, "per-invocation timeout (504 after)"),
-    ("concurrency", "EMBER_CONCURRENCY", int, "invocations in flight at most"),
-    ("queue_depth", "EMBER_QUEUE_DEPTH", int, "invocations queued beyond that before 429"),
-    ("max_body_bytes", "EMBER_MAX_BODY_BYTES", int, "request body limit (413 above)"),
-    ("max_header_bytes", "EMBER_MAX_HEADER_BYTES", int, "request line + headers limit (431)"),
-    ("function", "EMBER_FUNCTION", str, "function name for logs and metrics, e.g. default/hello"),
-    ("metrics", "EMBER_METRICS", str, "1 to keep Prometheus metrics, 0 to turn them off"),
-    ("spare_workers", "EMBER_SPARE_WORKERS", int, "warm workers kept beyond concurrency"),
-]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def parse_settings(argv: Sequence[str], env: Mapping[str, str] = os.environ) -> Settings:
-    """Build settings; raises ``LoadError(INVALID_CONFIG)`` on a bad value."""
+def _flag(value: str) -> bool:
+    low = value.strip().lower()
+    if low not in _TRUE | _FALSE:
+        raise ValueError(value)
+    return low in _TRUE
+
+
+# (setting, env var, parser, help); the Settings default applies when both are unset.
+OPTIONS: list[tuple[str, str, type | object, str]] = [
+    ("target", "EMBER_TARGET", str, "handler as module:function, e.g. main:handle"),
+    ("source", "EMBER_SOURCE", str, "file holding the module; omit to import from sys.path"),
+    ("host", "EMBER_HOST", str, "address to listen on (default 0.0.0.0)"),
+    ("port", "EMBER_PORT", int, "port to listen on (default 8080)"),
+    ("timeout_seconds", "EMBER_TIMEOUT_SECONDS", float, "per-invocation timeout, 504 after (30)"),
+    ("concurrency", "EMBER_CONCURRENCY", int, "invocations in flight at most (4)"),
+    ("queue_depth", "EMBER_QUEUE_DEPTH", int, "queued beyond that before 429 (= concurrency)"),
+    ("max_body_bytes", "EMBER_MAX_BODY_BYTES", int, "request body limit, 413 above (6 MiB)"),
+    ("max_header_bytes", "EMBER_MAX_HEADER_BYTES", int, "request line + headers, 431 (16 KiB)"),
+    ("function", "EMBER_FUNCTION", str, "name for logs and metrics, e.g. default/hello"),
+    ("metrics", "EMBER_METRICS", _flag, "1 keeps Prometheus metrics, 0 turns them off (1)"),
+    ("spare_workers", "EMBER_SPARE_WORKERS", int, "warm workers kept beyond concurrency (1)"),
+]
+_BY_FLAG = {"--" + name.replace("_", "-"): name for name, *_ in OPTIONS}
+
+
+def _argparse_exit(argv: Sequence[str]) -> None:
+    """Let argparse print help or reject the command line (it exits)."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="python -m ember_runtime",
         description="Serve a handle(event, context) function over HTTP.",
         epilog="Every flag also reads its EMBER_* environment variable.",
     )
-    for name, var, _kind, help_ in _OPTIONS:
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, help=f"{help_} [{var}]")
-    args = vars(parser.parse_args(list(argv)))
+    for name, var, _kind, help_ in OPTIONS:
+        parser.add_argument("--" + name.replace("_", "-"), help=f"{help_} [{var}]")
+    parser.parse_args(list(argv))
+    raise SystemExit(2)
+
+
+def _read_flags(argv: Sequence[str]) -> dict[str, str]:
+    flags: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        if name not in _BY_FLAG:
+            _argparse_exit(argv)
+        if not eq:
+            if i + 1 >= len(argv):
+                _argparse_exit(argv)
+            i += 1
+            value = argv[i]
+        flags[_BY_FLAG[name]] = value
+        i += 1
+    return flags
+
+
+def parse_settings(argv: Sequence[str], env: Mapping[str, str] = os.environ) -> Settings:
+    """Build settings; raises ``LoadError(INVALID_CONFIG)`` on a bad value."""
+    flags = _read_flags(argv)
     values: dict[str, object] = {}
-    for name, var, kind, _help in _OPTIONS:
-        raw = args.get(name)
+    for name, var, kind, _help in OPTIONS:
+        raw = flags.get(name)
         if raw is None:
             raw = env.get(var) or None
         if raw is None:
             continue
         try:
-            if name == "metrics":
-                low = str(raw).strip().lower()
-                if low not in _TRUE | _FALSE:
-                    raise ValueError(raw)
-                values[name] = low in _TRUE
-            else:
-                values[name] = kind(raw)
+            values[name] = kind(raw)  # type: ignore[operator]
         except ValueError:
             raise LoadError(
                 LoadFault.INVALID_CONFIG, f"{var} / --{name.replace('_', '-')}: bad value {raw!r}"
             ) from None
     if "target" not in values:
         raise LoadError(LoadFault.INVALID_CONFIG, "no handler given: set --target or EMBER_TARGET")
-    if "queue_depth" not in values and "concurrency" in values:
-        values["queue_depth"] = values["concurrency"]
     settings = Settings(**values)  # type: ignore[arg-type]
     problems = [
         msg
@@ -104,6 +166,20 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str] = os.environ) -> 
     ]
     if problems:
         raise LoadError(LoadFault.INVALID_CONFIG, "; ".join(problems))
-    if not settings.function:
-        settings = replace(settings, function=settings.target.partition(":")[0])
     return settings
+
+
+def process_start_time() -> float:
+    """Wall-clock time at which this process started (Linux ``/proc``),
+    falling back to now; cold-start metrics count from here."""
+    import time
+
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start_ticks = int(fields[19])
+        with open("/proc/stat", "rb") as f:
+            btime = next(int(line.split()[1]) for line in f if line.startswith(b"btime"))
+        return btime + start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()

@@ -11,27 +11,26 @@ afternoon.
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import inspect
 import json
+import os
 import re
 import sys
 import time
-import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType, TracebackType
+from importlib.machinery import ModuleSpec, SourceFileLoader
+from types import FunctionType, ModuleType
 from typing import Any
-from urllib.parse import parse_qsl
 
+# Kept light on purpose: everything imported here is on the boot path before
+# the zygote forks (inspect, dataclasses, pathlib and urllib.parse together
+# cost tens of milliseconds), so the rest is imported where it is used.
 from ember_runtime.errors import BAD_REQUEST, MALFORMED_JSON, BadEvent, LoadError, LoadFault
 from ember_runtime.logs import FunctionLogger
 
 Handler = Callable[[Any, "Context"], Any]
 Headers = list[tuple[str, str]]
 
-_PKG_DIR = str(Path(__file__).resolve().parent)
+_PKG_DIR = os.path.dirname(os.path.realpath(__file__)) + os.sep
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
@@ -150,9 +149,15 @@ def make_context(
         method=method,
         path=path,
         headers=hdrs,
-        query=dict(parse_qsl(query_string, keep_blank_values=True)) if query_string else {},
+        query=_parse_query(query_string) if query_string else {},
         traceparent=traceparent,
     )
+
+
+def _parse_query(query_string: str) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(query_string, keep_blank_values=True))
 
 
 # --- events ---------------------------------------------------------------
@@ -255,11 +260,12 @@ def error_result(
 
 def user_traceback(exc: BaseException) -> str:
     """The traceback of ``exc`` without the runtime's own frames."""
-    tb: TracebackType | None = exc.__traceback__
+    import traceback
+
     frames = [
         f
-        for f in traceback.extract_tb(tb)
-        if not str(Path(f.filename).resolve()).startswith(_PKG_DIR)
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not os.path.realpath(f.filename).startswith(_PKG_DIR)
     ]
     lines = ["Traceback (most recent call last):\n"]
     lines += traceback.format_list(frames)
@@ -270,10 +276,12 @@ def user_traceback(exc: BaseException) -> str:
 # --- loading --------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class Target:
-    module: str
-    function: str
+    __slots__ = ("function", "module")
+
+    def __init__(self, module: str, function: str) -> None:
+        self.module = module
+        self.function = function
 
 
 def parse_target(spec: str) -> Target:
@@ -288,30 +296,43 @@ def parse_target(spec: str) -> Target:
     return Target(module, function)
 
 
-def _import_source(source: Path, target: Target) -> ModuleType:
-    if not source.is_file():
-        found = sorted(p.name for p in source.parent.glob("*.py")) if source.parent.is_dir() else []
+def _py_files(directory: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(directory) if n.endswith(".py"))
+    except OSError:
+        return []
+
+
+def _import_source(source: str, target: Target) -> ModuleType:
+    directory = os.path.dirname(os.path.abspath(source))
+    filename = os.path.basename(source)
+    if not os.path.isfile(source):
+        found = _py_files(directory)
         raise LoadError(
             LoadFault.SOURCE_NOT_FOUND,
-            f"source file {str(source)!r} does not exist. Found in {str(source.parent)!r}: "
+            f"source file {source!r} does not exist. Found in {directory!r}: "
             f"{', '.join(found) or 'no Python files'}",
         )
-    name = source.stem
+    name = filename[:-3] if filename.endswith(".py") else filename.partition(".")[0]
     if target.module != name:
         raise LoadError(
             LoadFault.INVALID_TARGET,
-            f"target module {target.module!r} does not match source file {source.name!r}; "
+            f"target module {target.module!r} does not match source file {filename!r}; "
             f"use '{name}:{target.function}'",
         )
     # Sibling files in the source directory import as they would locally.
-    sys.path.insert(0, str(source.parent))
-    spec = importlib.util.spec_from_file_location(name, source)
-    if spec is None or spec.loader is None:
-        raise LoadError(LoadFault.MODULE_NOT_FOUND, f"cannot load {str(source)!r} as Python")
-    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, directory)
+    path = os.path.abspath(source)
+    loader = SourceFileLoader(name, path)
+    spec = ModuleSpec(name, loader, origin=path)
+    spec.has_location = True
+    module = ModuleType(name)
+    module.__spec__ = spec
+    module.__loader__ = loader
+    module.__file__ = path
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        loader.exec_module(module)
     except BaseException:
         sys.modules.pop(name, None)
         raise
@@ -323,11 +344,12 @@ def _import_module(target: Target) -> ModuleType:
         return importlib.import_module(target.module)
     except ModuleNotFoundError as exc:
         if exc.name and target.module.startswith(exc.name):
-            here = sorted(p.stem for p in Path.cwd().glob("*.py"))
+            cwd = os.getcwd()
+            here = [n[:-3] for n in _py_files(cwd)]
             raise LoadError(
                 LoadFault.MODULE_NOT_FOUND,
                 f"no module named {target.module!r} on the Python path. "
-                f"Modules in {str(Path.cwd())!r}: {', '.join(here) or 'none'}",
+                f"Modules in {cwd!r}: {', '.join(here) or 'none'}",
             ) from None
         raise
 
@@ -337,7 +359,7 @@ def load_target(spec: str, source: str | None = None) -> Handler:
     target = parse_target(spec)
     origin = source or target.module
     try:
-        module = _import_source(Path(source), target) if source else _import_module(target)
+        module = _import_source(source, target) if source else _import_module(target)
     except LoadError:
         raise
     except SyntaxError as exc:
@@ -355,7 +377,7 @@ def load_target(spec: str, source: str | None = None) -> Handler:
         found = sorted(
             name
             for name, value in vars(module).items()
-            if inspect.isfunction(value)
+            if isinstance(value, FunctionType)
             and not name.startswith("_")
             and getattr(value, "__module__", None) == module.__name__
         )
@@ -368,6 +390,13 @@ def load_target(spec: str, source: str | None = None) -> Handler:
     return fn  # type: ignore[no-any-return]
 
 
+_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
+
+
 def is_async_handler(fn: Handler) -> bool:
-    call = type(fn).__call__ if not inspect.isroutine(fn) else None
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call)
+    """True for ``async def`` functions and objects with an ``async def __call__``."""
+    for candidate in (fn, getattr(type(fn), "__call__", None)):  # noqa: B004
+        code = getattr(getattr(candidate, "__func__", candidate), "__code__", None)
+        if code is not None and code.co_flags & _CO_COROUTINE:
+            return True
+    return False

@@ -8,7 +8,6 @@ faults become one HTTP answer while the pod keeps serving.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 
 
@@ -52,12 +51,17 @@ class LoadError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
 class CallFault:
     """One way an invocation can fail, with the HTTP status it maps to."""
 
-    code: str
-    status: int
+    __slots__ = ("code", "status")
+
+    def __init__(self, code: str, status: int) -> None:
+        self.code = code
+        self.status = status
+
+    def __repr__(self) -> str:
+        return f"CallFault({self.code!r}, {self.status})"
 
 
 HANDLER_ERROR = CallFault("Runtime.HandlerError", 500)

@@ -15,13 +15,12 @@ import os
 import signal
 import socket
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO, cast
 
 from ember_runtime import logs
 from ember_runtime.invoke import Reply
-from ember_runtime.wire import HEADER_LEN, frame, loads, unpack_len
-from ember_runtime.worker import FORK
+from ember_runtime.wire import HEADER_LEN, frame, loads, request_worker, unpack_len
 
 
 class WorkerDied(Exception):
@@ -134,32 +133,29 @@ class WorkerPool:
         self.closing = False
         self.broken = False
         self.last_spawn_seconds = 0.0
-        self._full = asyncio.Event()
+        self.full = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------
 
-    async def start(self, within: float = 60.0) -> None:
+    async def start(self, within: float = 60.0, requested: Sequence[tuple[int, int]] = ()) -> None:
+        """Fill the pool; ``requested`` are workers already asked of the zygote."""
+        for req_w, rep_r in requested:
+            self._adopt(req_w, rep_r)
         for _ in range(self.size - self.starting - len(self.workers)):
             self._spawn()
-        await asyncio.wait_for(self._full.wait(), within)
+        await asyncio.wait_for(self.full.wait(), within)
 
     def _spawn(self) -> None:
-        # Two pipes per worker: on Linux a pipe round trip costs about 60 % of
-        # a Unix socketpair's, and the hop is paid on every call.
-        req_r, req_w = os.pipe()
-        rep_r, rep_w = os.pipe()
         try:
-            socket.send_fds(self.ctrl, [FORK], [req_r, rep_w])
+            req_w, rep_r = request_worker(self.ctrl)
         except OSError as exc:
-            for fd in (req_w, rep_r):
-                os.close(fd)
             self.broken = not self.closing
             if not self.closing:
                 logs.emit("error", "fork server is gone; cannot replace worker", error=str(exc))
             return
-        finally:
-            os.close(req_r)
-            os.close(rep_w)
+        self._adopt(req_w, rep_r)
+
+    def _adopt(self, req_w: int, rep_r: int) -> None:
         self.starting += 1
         self.loop.create_task(self._connect(req_w, rep_r))
 
@@ -177,7 +173,7 @@ class WorkerPool:
         self.workers.add(w)
         self.release(w)
         if len(self.workers) >= self.size:
-            self._full.set()
+            self.full.set()
 
     def _lost(self, w: WorkerConn) -> None:
         if w not in self.workers:
@@ -189,7 +185,7 @@ class WorkerPool:
             self.idle.remove(w)
         if not self.closing:
             self.restarts += 1
-            self._full.clear()
+            self.full.clear()
             self._spawn()
 
     def close(self) -> None:

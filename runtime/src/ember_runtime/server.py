@@ -19,6 +19,7 @@ import os
 import signal
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any, cast
 
 import httptools
@@ -495,14 +496,18 @@ class HttpConn(asyncio.Protocol):
 
 
 async def serve(
-    settings: Settings, signals: Signals, pool_ctrl: Any | None, handler: Handler | None
+    settings: Settings,
+    signals: Signals,
+    pool_ctrl: Any | None,
+    handler: Handler | None,
+    requested: Sequence[tuple[int, int]] = (),
 ) -> int:
     """Serve until SIGTERM/SIGINT, drain, and return the exit status."""
     loop = asyncio.get_running_loop()
     app = App(settings, signals, handler)
     if pool_ctrl is not None:
         app.pool = WorkerPool(pool_ctrl, settings.pool_size)
-        pool_ready = loop.create_task(app.pool.start())
+        pool_ready = loop.create_task(app.pool.start(requested=requested))
     server = await loop.create_server(
         lambda: HttpConn(app), settings.host, settings.port, reuse_address=True, backlog=1024
     )

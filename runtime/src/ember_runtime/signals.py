@@ -10,25 +10,12 @@ a couple of integer increments.
 from __future__ import annotations
 
 import json
-import os
 import time
 from bisect import bisect_left
 
+from ember_runtime.config import process_start_time
+
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-
-
-def process_start_time() -> float:
-    """Wall-clock time at which this process started (Linux ``/proc``),
-    falling back to now."""
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        start_ticks = int(fields[19])
-        with open("/proc/stat", "rb") as f:
-            btime = next(int(line.split()[1]) for line in f if line.startswith(b"btime"))
-        return btime + start_ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return time.time()
 
 
 class Signals:

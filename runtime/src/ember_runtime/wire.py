@@ -11,24 +11,31 @@ and numbers.
 from __future__ import annotations
 
 import marshal
+import os
 import socket
 import struct
-from http import HTTPStatus
-from typing import Any
+
+TYPE_CHECKING = False  # typing itself is not imported on the boot path
+if TYPE_CHECKING:
+    from typing import Any
 
 _LEN = struct.Struct("!I")
 HEADER_LEN = _LEN.size
 
 
+FORK = b"F"
+STATUS_LINES: dict[int, bytes] = {}
+
+
 def _status_line(code: int) -> bytes:
+    from http import HTTPStatus
+
     try:
         reason = HTTPStatus(code).phrase
     except ValueError:
         reason = "Status"
-    return f"HTTP/1.1 {code} {reason}\r\n".encode("ascii")
-
-
-STATUS_LINES = {code: _status_line(code) for code in range(100, 600)}
+    line = STATUS_LINES[code] = f"HTTP/1.1 {code} {reason}\r\n".encode("ascii")
+    return line
 
 
 def http_head(status: int, headers: list[tuple[str, str]], body_len: int) -> bytes:
@@ -76,3 +83,24 @@ def recv_frame(sock: socket.socket) -> Any:
 
 def send_frame(sock: socket.socket, obj: Any) -> None:
     sock.sendall(frame(obj))
+
+
+def request_worker(ctrl: socket.socket) -> tuple[int, int]:
+    """Ask the zygote for one worker; returns (request write fd, reply read fd).
+
+    Two pipes per worker: on Linux a pipe round trip costs about 60 % of a
+    Unix socketpair's, and the hop is paid on every call. Raises ``OSError``
+    when the zygote is gone.
+    """
+    req_r, req_w = os.pipe()
+    rep_r, rep_w = os.pipe()
+    try:
+        socket.send_fds(ctrl, [FORK], [req_r, rep_w])
+    except OSError:
+        os.close(req_w)
+        os.close(rep_r)
+        raise
+    finally:
+        os.close(req_r)
+        os.close(rep_w)
+    return req_w, rep_r

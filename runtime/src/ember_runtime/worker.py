@@ -30,7 +30,6 @@ from ember_runtime.errors import LoadError
 from ember_runtime.invoke import invoke_sync
 from ember_runtime.wire import HEADER_LEN, frame, loads, send_frame, unpack_len
 
-FORK = b"F"
 RECV_SIZE = 256 * 1024
 
 
