@@ -49,7 +49,7 @@ class WorkerConn(asyncio.Protocol):
         self.writer: asyncio.WriteTransport | None = None  # requests (write end)
         self.buf = bytearray()
         self.on_done: Done | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0  # loop.time() by which the current call must answer
         self.alive = True
         self.spawned_at = pool.loop.time()
 
@@ -70,28 +70,28 @@ class WorkerConn(asyncio.Protocol):
                 self.pool._arrived(self)
             elif self.on_done is not None:
                 done, self.on_done = self.on_done, None
-                if self.timer is not None:
-                    self.timer.cancel()
                 self.pool.release(self)
                 done(msg, None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.alive = False
-        if self.timer is not None:
-            self.timer.cancel()
         done, self.on_done = self.on_done, None
         self.pool._lost(self)
         if done is not None:
             done(None, WorkerDied())
 
-    def submit(self, request: object, within: float, done: Done) -> None:
-        """Send one request; ``done(reply, None)`` or ``done(None, error)`` follows."""
+    def submit(self, request: object, deadline: float, done: Done) -> None:
+        """Send one request; ``done(reply, None)`` or ``done(None, error)`` follows.
+
+        ``deadline`` is on the loop clock; ``WorkerPool.expire_overdue``
+        enforces it.
+        """
         assert self.writer is not None and self.on_done is None
         self.on_done = done
+        self.deadline = deadline
         self.writer.write(frame(request))
-        self.timer = self.pool.loop.call_later(within, self._expire)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         done, self.on_done = self.on_done, None
         if done is not None:
             self.kill()
@@ -226,8 +226,18 @@ class WorkerPool:
                 return
         self.idle.append(w)
 
+    def expire_overdue(self, now: float) -> None:
+        """Kill every worker whose call is past its deadline (504 to its caller)."""
+        for w in list(self.workers):
+            if w.on_done is not None and w.deadline <= now:
+                w.expire()
+
     async def call(self, w: WorkerConn, request: object, within: float) -> Reply:
-        """Run one request on ``w``; raises ``WorkerDied`` or ``CallTimedOut``."""
+        """Run one request on ``w``; raises ``WorkerDied`` or ``CallTimedOut``.
+
+        The deadline is enforced by ``expire_overdue``; whoever awaits this
+        must keep the server's sweeper (or its own) running.
+        """
         fut: asyncio.Future[Reply] = self.loop.create_future()
 
         def done(reply: Reply | None, error: Exception | None) -> None:
@@ -238,7 +248,7 @@ class WorkerPool:
             else:
                 fut.set_result(cast(Reply, reply))
 
-        w.submit(request, within, done)
+        w.submit(request, self.loop.time() + within, done)
         try:
             return await fut
         except asyncio.CancelledError:

@@ -38,7 +38,7 @@ from ember_runtime.errors import (
 )
 from ember_runtime.invoke import Reply, fault_reply, invoke_async, log_call_fault
 from ember_runtime.limits import Limiter
-from ember_runtime.pool import CallTimedOut, WorkerDied, WorkerPool
+from ember_runtime.pool import CallTimedOut, WorkerPool
 from ember_runtime.signals import Signals
 from ember_runtime.wire import http_head
 
@@ -57,6 +57,54 @@ def _new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ids):016x}"
 
 
+SWEEP_SECONDS = 0.05
+
+
+class Job:
+    """One admitted (or queued) invocation and where its answer goes."""
+
+    __slots__ = (
+        "app",
+        "body",
+        "conn",
+        "headers",
+        "method",
+        "path",
+        "query",
+        "request_id",
+        "started",
+    )
+
+    def __init__(
+        self,
+        app: App,
+        conn: HttpConn,
+        method: bytes,
+        path: bytes,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        request_id: str,
+    ) -> None:
+        self.app = app
+        self.conn = conn
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.request_id = request_id
+        self.started = time.perf_counter()
+
+    @property
+    def deadline(self) -> float:
+        """When waiting in the queue turns into a 504 (perf_counter clock)."""
+        return self.started + self.app.settings.timeout_seconds
+
+    def done(self, reply: Reply | None, error: Exception | None) -> None:
+        self.app.finish(self, reply, error)
+
+
 class App:
     """State shared by every connection of one runtime process."""
 
@@ -65,7 +113,7 @@ class App:
         self.signals = signals
         self.handler = handler  # set for async handlers, which run on this loop
         self.pool: WorkerPool | None = None
-        self.limiter = Limiter(settings.concurrency, settings.queue_depth)
+        self.limiter: Limiter[Job] = Limiter(settings.concurrency, settings.queue_depth)
         self.ready = False
         self.draining = False
         self.connections: set[HttpConn] = set()
@@ -108,61 +156,57 @@ class App:
 
     # --- invocations -----------------------------------------------------
 
-    def invoke(
-        self,
-        conn: HttpConn,
-        method: bytes,
-        path: bytes,
-        query: bytes,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        request_id: str,
-    ) -> None:
-        """Start one invocation; ``conn.send`` gets the answer later.
+    def invoke(self, job: Job) -> None:
+        """Admit one invocation; ``job.conn.send`` gets the answer later.
 
-        The common case (a sync handler, a free slot, an idle worker) runs
-        as plain callbacks with no task or future; queueing, async handlers
-        and a pool short of workers take the coroutine path.
+        Admission, queueing and the worker hop are plain callbacks, with no
+        task or future per call; only async handlers and a pool that is
+        short of workers take a coroutine.
         """
-        started = time.perf_counter()
-        if self.signals.cold_start_seconds is None:
-            self.signals.first_call()
-        pool = self.pool
-        timeout = self.settings.timeout_seconds
-        if pool is not None and pool.idle and self.limiter.try_enter():
-            w = pool.idle.pop()
-            req = (
-                request_id,
-                method.decode("latin-1"),
-                path,
-                query,
-                headers,
-                body,
-                time.time() + timeout,
+        sig = self.signals
+        if sig.cold_start_seconds is None:
+            sig.first_call()
+        lim = self.limiter
+        if lim.try_enter():
+            self._start(job)
+        elif not lim.enqueue(job):
+            reply = fault_reply(
+                OVERLOADED,
+                f"{lim.inflight} invocations in flight and {lim.queued} queued; retry later",
+                job.request_id,
+                [("retry-after", "1")],
             )
+            job.conn.send(reply)
+            sig.observe(429, OVERLOADED.code, time.perf_counter() - job.started)
 
-            def done(reply: Reply | None, error: Exception | None) -> None:
-                self._finish(conn, started, request_id, reply, error)
-
-            w.submit(req, timeout, done)
-            return
-        self.loop.create_task(
-            self._invoke_queued(conn, method, path, query, headers, body, request_id, started)
+    def _start(self, job: Job) -> None:
+        """Run an admitted job (it holds a slot)."""
+        timeout = self.settings.timeout_seconds
+        req = (
+            job.request_id,
+            job.method.decode("latin-1"),
+            job.path,
+            job.query,
+            job.headers,
+            job.body,
+            time.time() + timeout,
         )
+        pool = self.pool
+        if pool is None:
+            self.loop.create_task(self._run_async(job, req))
+        elif pool.idle:
+            pool.idle.pop().submit(req, self.loop.time() + timeout, job.done)
+        else:
+            self.loop.create_task(self._run_when_a_worker_frees(job, req))
 
-    def _finish(
-        self,
-        conn: HttpConn,
-        started: float,
-        request_id: str,
-        reply: Reply | None,
-        error: Exception | None,
-    ) -> None:
-        self.limiter.leave()
+    def finish(self, job: Job, reply: Reply | None, error: Exception | None) -> None:
+        nxt = self.limiter.leave()
         if reply is None:
-            reply = self._error_reply(error, request_id)
-        conn.send(reply)
-        self.signals.observe(reply[0], reply[1], time.perf_counter() - started)
+            reply = self._error_reply(error, job.request_id)
+        job.conn.send(reply)
+        self.signals.observe(reply[0], reply[1], time.perf_counter() - job.started)
+        if nxt is not None:
+            self._start(nxt)
 
     def _error_reply(self, error: Exception | None, request_id: str) -> Reply:
         timeout = self.settings.timeout_seconds
@@ -170,74 +214,48 @@ class App:
             return self._fault(
                 TIMEOUT, f"invocation exceeded {timeout:g}s; worker recycled", request_id
             )
+        if isinstance(error, TimeoutError):
+            return self._fault(TIMEOUT, f"invocation exceeded {timeout:g}s", request_id)
         return self._fault(
             WORKER_CRASHED, "the worker running the handler died; it was replaced", request_id
         )
 
-    async def _invoke_queued(
-        self,
-        conn: HttpConn,
-        method: bytes,
-        path: bytes,
-        query: bytes,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        request_id: str,
-        started: float,
-    ) -> None:
-        sig = self.signals
-        lim = self.limiter
-        timeout = self.settings.timeout_seconds
-        if not lim.try_enter():
-            if not lim.can_queue():
-                reply = fault_reply(
-                    OVERLOADED,
-                    f"{lim.inflight} invocations in flight and {lim.queued} queued; retry later",
-                    request_id,
-                    [("retry-after", "1")],
-                )
-                conn.send(reply)
-                sig.observe(429, OVERLOADED.code, time.perf_counter() - started)
-                return
-            try:
-                await lim.wait(timeout)
-            except TimeoutError:
-                reply = self._fault(TIMEOUT, "timed out waiting for a free slot", request_id)
-                conn.send(reply)
-                sig.observe(reply[0], reply[1], time.perf_counter() - started)
-                return
+    async def _run_when_a_worker_frees(self, job: Job, req: Any) -> None:
+        assert self.pool is not None
         try:
-            req = (
-                request_id,
-                method.decode("latin-1"),
-                path,
-                query,
-                headers,
-                body,
-                time.time() + timeout,
-            )
-            reply = await self._run(req, timeout)
-        finally:
-            lim.leave()
-        conn.send(reply)
-        sig.observe(reply[0], reply[1], time.perf_counter() - started)
+            w = await self.pool.acquire(self.settings.timeout_seconds)
+        except CallTimedOut as exc:
+            self.finish(job, None, exc)
+            return
+        w.submit(req, self.loop.time() + self.settings.timeout_seconds, job.done)
 
-    async def _run(self, req: Any, within: float) -> Reply:
-        request_id = req[0]
-        pool = self.pool
-        if pool is not None:
-            try:
-                w = await pool.acquire(within)
-                return await pool.call(w, req, within)
-            except (CallTimedOut, WorkerDied) as exc:
-                return self._error_reply(exc, request_id)
+    async def _run_async(self, job: Job, req: Any) -> None:
         assert self.handler is not None
         try:
-            return await asyncio.wait_for(
-                invoke_async(self.handler, self.settings.function, req), within
+            reply: Reply | None = await asyncio.wait_for(
+                invoke_async(self.handler, self.settings.function, req),
+                self.settings.timeout_seconds,
             )
-        except TimeoutError:
-            return self._fault(TIMEOUT, f"invocation exceeded {within:g}s", request_id)
+            error: Exception | None = None
+        except TimeoutError as exc:
+            reply, error = None, exc
+        self.finish(job, reply, error)
+
+    def sweep(self) -> None:
+        """Every ``SWEEP_SECONDS``: time out queued jobs and overdue workers.
+
+        One periodic timer instead of one per call keeps timers off the hot
+        path; timeouts fire up to ``SWEEP_SECONDS`` late.
+        """
+        now = time.perf_counter()
+        timeout = self.settings.timeout_seconds
+        for job in self.limiter.expired(now - timeout):
+            reply = self._fault(TIMEOUT, "timed out waiting for a free slot", job.request_id)
+            job.conn.send(reply)
+            self.signals.observe(reply[0], reply[1], now - job.started)
+        if self.pool is not None:
+            self.pool.expire_overdue(self.loop.time())
+        self.loop.call_later(SWEEP_SECONDS, self.sweep)
 
     def _fault(self, fault: CallFault, message: str, request_id: str) -> Reply:
         log_call_fault(fault, request_id, self.settings.function, message)
@@ -289,6 +307,7 @@ class HttpConn(asyncio.Protocol):
         "content_length",
         "discarding",
         "head_seen",
+        "head_size",
         "headers",
         "in_body",
         "loop",
@@ -319,6 +338,7 @@ class HttpConn(asyncio.Protocol):
         self.body: list[bytes] = []
         self.body_size = 0
         self.head_seen = 0
+        self.head_size = 0
         self.in_body = False
         self.content_length = -1
         self.request_id = ""
@@ -362,13 +382,14 @@ class HttpConn(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self.url += url
-        if len(self.url) > self.app.settings.max_header_bytes:
+        self.head_size += len(url)
+        if self.head_size > self.app.settings.max_header_bytes:
             self._too_large_head()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
-        size = len(self.url) + sum(len(k) + len(v) + 4 for k, v in self.headers)
-        if size > self.app.settings.max_header_bytes:
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > self.app.settings.max_header_bytes:
             self._too_large_head()
         if len(name) == 14 and name.lower() == b"content-length":
             try:
@@ -470,7 +491,7 @@ class HttpConn(asyncio.Protocol):
             status, hdrs, payload = self.app.control(path)
             self.send((status, "", http_head(status, hdrs, len(payload)), payload))
             return
-        self.app.invoke(self, method, path, query, headers, body, request_id)
+        self.app.invoke(Job(self.app, self, method, path, query, headers, body, request_id))
 
     def send(self, reply: Reply) -> None:
         t = self.transport
@@ -528,6 +549,7 @@ async def serve(
                 app.pool.close()
             return 1
     app.ready = True
+    app.sweep()
     port = server.sockets[0].getsockname()[1] if server.sockets else settings.port
     logs.emit(
         "info",

@@ -30,7 +30,8 @@ from ember_runtime.errors import LoadError
 from ember_runtime.invoke import invoke_sync
 from ember_runtime.wire import HEADER_LEN, frame, loads, send_frame, unpack_len
 
-RECV_SIZE = 256 * 1024
+# Below glibc's mmap threshold: a bigger read buffer costs an mmap/munmap per call.
+RECV_SIZE = 64 * 1024
 
 
 def _quiet_signals() -> None:

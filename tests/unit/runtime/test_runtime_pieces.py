@@ -62,27 +62,35 @@ def test_bad_settings_are_a_config_fault(env: dict[str, str]) -> None:
     assert exc.value.fault.exit_status == 2
 
 
+class _Waiter:
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+
 async def test_limiter_admits_queues_and_refuses() -> None:
-    lim = Limiter(concurrency=1, queue_depth=1)
+    lim: Limiter[_Waiter] = Limiter(concurrency=1, queue_depth=1)
     assert lim.try_enter()
-    assert not lim.try_enter() and lim.can_queue()
-    waiter = asyncio.ensure_future(lim.wait(5))
-    await asyncio.sleep(0)
-    assert lim.queued == 1 and not lim.can_queue() and lim.saturated
-    lim.leave()  # hands the slot straight to the waiter
-    await waiter
+    assert not lim.try_enter()
+    first = _Waiter(1.0)
+    assert lim.enqueue(first)
+    assert not lim.enqueue(_Waiter(2.0))  # queue full: the caller answers 429
+    assert lim.queued == 1 and lim.saturated
+    assert lim.leave() is first  # the slot goes straight to the oldest waiter
     assert (lim.inflight, lim.queued) == (1, 0)
-    lim.leave()
-    assert lim.inflight == 0
+    assert lim.leave() is None
+    assert lim.inflight == 0 and not lim.saturated
     await asyncio.wait_for(lim.wait_idle(), 1)
 
 
-async def test_limiter_queue_wait_times_out() -> None:
-    lim = Limiter(concurrency=1, queue_depth=4)
+def test_limiter_expires_only_overdue_waiters() -> None:
+    lim: Limiter[_Waiter] = Limiter(concurrency=1, queue_depth=4)
     assert lim.try_enter()
-    with pytest.raises(TimeoutError):
-        await lim.wait(0.01)
-    assert lim.queued == 0 and lim.inflight == 1
+    waiters = [_Waiter(d) for d in (1.0, 2.0, 3.0)]
+    for w in waiters:
+        assert lim.enqueue(w)
+    assert list(lim.expired(2.0)) == waiters[:2]
+    assert lim.queued == 1 and lim.inflight == 1
+    assert lim.leave() is waiters[2]
 
 
 def test_prometheus_text() -> None:

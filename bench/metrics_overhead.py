@@ -1,0 +1,70 @@
+"""metrics_overhead: the runtime's hello world with its signals on
+(``EMBER_METRICS=1``: per-status counters, error codes, the duration
+histogram) against the same runtime with them off. Goal: <= 5 % loss in
+requests/s. Interleaved wrk rounds on loopback; medians.
+
+    python bench/metrics_overhead.py [--rounds 5] [--seconds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import free_port, median, ratio, report, stop, wrk
+from runtime_overhead import start_runtime
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--concurrency", type=int, default=16)
+    args = ap.parse_args()
+    on_port, off_port = free_port(), free_port()
+    on = start_runtime(on_port, args.concurrency, metrics=True)
+    off = start_runtime(off_port, args.concurrency, metrics=False)
+    runs: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
+    urls = {"on": f"http://127.0.0.1:{on_port}/", "off": f"http://127.0.0.1:{off_port}/"}
+    try:
+        for url in urls.values():
+            wrk(url, seconds=1, connections=args.connections)
+        for r in range(args.rounds):
+            for name in ("on", "off") if r % 2 == 0 else ("off", "on"):
+                runs[name].append(
+                    wrk(urls[name], seconds=args.seconds, connections=args.connections)
+                )
+    finally:
+        stop(on)
+        stop(off)
+    on_rps = median([x["rps"] for x in runs["on"]])
+    off_rps = median([x["rps"] for x in runs["off"]])
+    # Median of per-round ratios: adjacent runs share the machine's mood.
+    ratios = [ratio(a["rps"], b["rps"]) for a, b in zip(runs["on"], runs["off"], strict=True)]
+    loss = 1 - median(ratios)
+    res = {
+        "metrics_on_rps": on_rps,
+        "metrics_off_rps": off_rps,
+        "loss": loss,
+        "goal_met": loss <= 0.05,
+        "runs": runs,
+        "args": vars(args),
+    }
+    report(
+        "metrics_overhead",
+        res,
+        [
+            f"metrics on:  {on_rps:.0f} req/s",
+            f"metrics off: {off_rps:.0f} req/s",
+            f"loss (median of per-round ratios) {loss * 100:.1f} % (goal <= 5 %) "
+            f"{'MET' if res['goal_met'] else 'MISSED'}",
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
