@@ -516,6 +516,16 @@ class HttpConn(asyncio.Protocol):
             self.transport.close()
 
 
+def _reap_children() -> None:
+    for _ in range(1024):
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 async def serve(
     settings: Settings,
     signals: Signals,
@@ -534,6 +544,11 @@ async def serve(
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, app.begin_drain, server)
+    if pool_ctrl is not None:
+        # As PID 1 in a container this process inherits orphans (workers of
+        # a zygote that died); reap them. Only here: in async mode user code
+        # shares this process and may wait on its own children.
+        loop.add_signal_handler(signal.SIGCHLD, _reap_children)
     if pool_ctrl is not None:
         stopping = loop.create_task(app.stopped.wait())
         await asyncio.wait([pool_ready, stopping], return_when=asyncio.FIRST_COMPLETED)
