@@ -119,6 +119,7 @@ class App:
         self.connections: set[HttpConn] = set()
         self.stopped = asyncio.Event()
         self.loop = asyncio.get_running_loop()
+        self._sweeps = 0
 
     # --- control endpoints ----------------------------------------------
 
@@ -255,6 +256,13 @@ class App:
             self.signals.observe(reply[0], reply[1], now - job.started)
         if self.pool is not None:
             self.pool.expire_overdue(self.loop.time())
+            # As PID 1 in a container this process inherits orphans (workers
+            # of a zygote that died); reap them now and then (uvloop keeps
+            # SIGCHLD for itself). Only with workers: in async mode user code
+            # shares this process and may wait on its own children.
+            self._sweeps += 1
+            if self._sweeps % 20 == 0:
+                _reap_children()
         self.loop.call_later(SWEEP_SECONDS, self.sweep)
 
     def _fault(self, fault: CallFault, message: str, request_id: str) -> Reply:
@@ -544,11 +552,6 @@ async def serve(
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, app.begin_drain, server)
-    if pool_ctrl is not None:
-        # As PID 1 in a container this process inherits orphans (workers of
-        # a zygote that died); reap them. Only here: in async mode user code
-        # shares this process and may wait on its own children.
-        loop.add_signal_handler(signal.SIGCHLD, _reap_children)
     if pool_ctrl is not None:
         stopping = loop.create_task(app.stopped.wait())
         await asyncio.wait([pool_ready, stopping], return_when=asyncio.FIRST_COMPLETED)
