@@ -149,12 +149,12 @@ def make_context(
         method=method,
         path=path,
         headers=hdrs,
-        query=_parse_query(query_string) if query_string else {},
+        query=parse_query(query_string) if query_string else {},
         traceparent=traceparent,
     )
 
 
-def _parse_query(query_string: str) -> dict[str, str]:
+def parse_query(query_string: str) -> dict[str, str]:
     from urllib.parse import parse_qsl
 
     return dict(parse_qsl(query_string, keep_blank_values=True))
@@ -199,8 +199,31 @@ def decode_event(content_type: str | None, body: bytes) -> Any:
 # --- results --------------------------------------------------------------
 
 JSON_TYPE = "application/json"
-# One encoder: json.dumps() with non-default separators builds a new one per call.
-_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+def _json_encoder() -> Callable[[Any], str]:
+    """One compact JSON encoder for every call: ``json.dumps`` builds a new
+    C encoder each time. No circular-reference markers: a cycle ends in
+    RecursionError, which the caller treats like any unencodable value."""
+    try:
+        from _json import make_encoder
+    except ImportError:  # pragma: no cover - CPython always has _json
+        return json.JSONEncoder(separators=(",", ":")).encode
+    encode = make_encoder(
+        None,
+        json.JSONEncoder().default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        True,
+    )
+    return lambda obj: "".join(encode(obj, 0))
+
+
+_JSON_ENCODE = _json_encoder()
 TEXT_TYPE = "text/plain; charset=utf-8"
 BYTES_TYPE = "application/octet-stream"
 
@@ -218,8 +241,8 @@ def _encode_body(body: Any) -> tuple[bytes, str | None]:
         return body.encode("utf-8"), TEXT_TYPE
     if isinstance(body, dict | list | tuple | int | float | bool):
         try:
-            return _JSON.encode(body).encode("utf-8"), JSON_TYPE
-        except (TypeError, ValueError) as exc:
+            return _JSON_ENCODE(body).encode("utf-8"), JSON_TYPE
+        except (TypeError, ValueError, RecursionError) as exc:
             raise InvalidResult(f"return value is not JSON-serialisable: {exc}") from None
     raise InvalidResult(
         f"handler returned {type(body).__name__}; return dict, list, str, bytes or Response"

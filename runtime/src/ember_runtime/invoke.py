@@ -19,8 +19,9 @@ from ember_runtime.contract import (
     decode_event,
     encode_result,
     error_result,
-    make_context,
+    parse_query,
     user_traceback,
+    valid_traceparent,
 )
 from ember_runtime.errors import HANDLER_ERROR, INVALID_RESPONSE, BadEvent, CallFault
 from ember_runtime.wire import http_head
@@ -31,24 +32,23 @@ Request = tuple[str, str, bytes, bytes, list[tuple[bytes, bytes]], bytes, float]
 Reply = tuple[int, str, bytes, bytes]
 
 
-def _latin(b: bytes) -> str:
-    return b.decode("latin-1")
-
-
 def prepare(function: str, req: Request) -> tuple[Any, Context]:
     """Decode the event and build the context; raises ``BadEvent``."""
     request_id, method, path, query, raw_headers, body, deadline = req
-    headers = [(_latin(k), _latin(v)) for k, v in raw_headers]
-    ctx = make_context(
-        request_id=request_id,
-        function=function,
-        deadline=deadline,
-        method=method,
-        path=path.decode("utf-8", "replace"),
-        query_string=query.decode("utf-8", "replace"),
-        headers=headers,
+    # Straight to the dict make_context would build: this runs on every call.
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}
+    tp = headers.get("traceparent")
+    ctx = Context(
+        request_id,
+        function,
+        deadline,
+        method,
+        path.decode("utf-8", "replace"),
+        headers,
+        parse_query(query.decode("utf-8", "replace")) if query else {},
+        valid_traceparent(tp) if tp is not None else None,
     )
-    return decode_event(ctx.headers.get("content-type"), body), ctx
+    return decode_event(headers.get("content-type"), body), ctx
 
 
 def reply(
