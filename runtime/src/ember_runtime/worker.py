@@ -19,6 +19,7 @@ and then serves frames until the server closes it.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -102,8 +103,12 @@ def run_zygote(ctrl: socket.socket, target: str, source: str | None, function: s
         send_frame(ctrl, ("ok", is_async))
         if is_async:
             os._exit(0)
-        # Children are reaped by the kernel; the server tracks them by socket.
+        # Children are reaped by the kernel; the server tracks them by pipe.
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        # Everything imported so far is shared with every worker. Frozen,
+        # the collector never walks (and so never copies) those pages.
+        gc.collect()
+        gc.freeze()
         while True:
             try:
                 msg, fds, _flags, _addr = socket.recv_fds(ctrl, 64, 64)
