@@ -149,3 +149,14 @@ def test_metrics_can_be_turned_off(tmp_path: Path) -> None:
         assert rt.stats()["requests_total"] == 1  # the autoscaler's signal stays
     finally:
         rt.stop()
+
+
+def test_large_bodies_cross_the_worker_hop(tmp_path: Path) -> None:
+    rt = start_runtime(tmp_path, "app.py", max_body_bytes=4 * 1024 * 1024)
+    try:
+        body = bytes(range(256)) * 8192  # 2 MiB, far beyond a pipe's buffer
+        r = httpx.post(rt.url + "/echo", content=body, timeout=60)
+        assert r.status_code == 200
+        assert bytes.fromhex(r.json()["event"]) == body
+    finally:
+        rt.stop()
