@@ -58,6 +58,18 @@ class WorkerConn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf
+        # Common case: exactly one whole reply, no buffering needed.
+        if (
+            not buf
+            and self.on_done is not None
+            and len(data) > HEADER_LEN
+            and len(data) == HEADER_LEN + unpack_len(data)
+            and self.pid
+        ):
+            done, self.on_done = self.on_done, None
+            self.pool.release(self)
+            done(loads(memoryview(data)[HEADER_LEN:]), None)
+            return
         buf += data
         while len(buf) >= HEADER_LEN:
             end = HEADER_LEN + unpack_len(buf)
