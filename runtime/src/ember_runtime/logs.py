@@ -31,6 +31,9 @@ class FunctionLogger:
 
     ``logger.info("charged", amount=3)`` writes
     ``{"level":"info","msg":"charged","amount":3,"request_id":...}``.
+    Positional arguments format the message as the standard library's
+    loggers do (``logger.info("hello %s", name)``), so code written for
+    ``logging`` works unchanged.
     """
 
     __slots__ = ("_tags",)
@@ -38,17 +41,23 @@ class FunctionLogger:
     def __init__(self, **tags: Any) -> None:
         self._tags = {k: v for k, v in tags.items() if v is not None}
 
-    def _log(self, level: str, msg: object, fields: dict[str, Any]) -> None:
-        emit(level, str(msg), **{**fields, **self._tags})
+    def _log(self, level: str, msg: object, args: tuple[Any, ...], fields: dict[str, Any]) -> None:
+        text = str(msg)
+        if args:
+            try:
+                text = text % args
+            except (TypeError, ValueError):
+                text = f"{text} {args!r}"
+        emit(level, text, **{**fields, **self._tags})
 
-    def debug(self, msg: object, **fields: Any) -> None:
-        self._log("debug", msg, fields)
+    def debug(self, msg: object, *args: Any, **fields: Any) -> None:
+        self._log("debug", msg, args, fields)
 
-    def info(self, msg: object, **fields: Any) -> None:
-        self._log("info", msg, fields)
+    def info(self, msg: object, *args: Any, **fields: Any) -> None:
+        self._log("info", msg, args, fields)
 
-    def warning(self, msg: object, **fields: Any) -> None:
-        self._log("warning", msg, fields)
+    def warning(self, msg: object, *args: Any, **fields: Any) -> None:
+        self._log("warning", msg, args, fields)
 
-    def error(self, msg: object, **fields: Any) -> None:
-        self._log("error", msg, fields)
+    def error(self, msg: object, *args: Any, **fields: Any) -> None:
+        self._log("error", msg, args, fields)
