@@ -190,7 +190,11 @@ class WorkerPool:
     def _lost(self, w: WorkerConn) -> None:
         if w not in self.workers:
             if not w.pid:
+                # Died before saying hello (the zygote could not fork it?):
+                # try again shortly rather than serve one worker short.
                 self.starting -= 1
+                if not self.closing:
+                    self.loop.call_later(0.1, self._spawn)
             return
         self.workers.discard(w)
         with contextlib.suppress(ValueError):

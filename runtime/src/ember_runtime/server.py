@@ -249,8 +249,7 @@ class App:
         path; timeouts fire up to ``SWEEP_SECONDS`` late.
         """
         now = time.perf_counter()
-        timeout = self.settings.timeout_seconds
-        for job in self.limiter.expired(now - timeout):
+        for job in self.limiter.expired(now):
             reply = self._fault(TIMEOUT, "timed out waiting for a free slot", job.request_id)
             job.conn.send(reply)
             self.signals.observe(reply[0], reply[1], now - job.started)
