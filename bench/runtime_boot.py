@@ -36,11 +36,20 @@ def ready_once(port: int) -> bool:
 
 def boot_ms() -> float:
     port = free_port()
-    env = {**os.environ, "EMBER_TARGET": "main:handle", "EMBER_SOURCE": str(HELLO),
-           "EMBER_PORT": str(port), "EMBER_HOST": "127.0.0.1"}
+    env = {
+        **os.environ,
+        "EMBER_TARGET": "main:handle",
+        "EMBER_SOURCE": str(HELLO),
+        "EMBER_PORT": str(port),
+        "EMBER_HOST": "127.0.0.1",
+    }
     t0 = time.perf_counter()
-    proc = subprocess.Popen([PYTHON, "-m", "ember_runtime"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "ember_runtime"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = t0 + 30
         while time.perf_counter() < deadline:
@@ -90,12 +99,16 @@ def main() -> None:
         "boots": boots,
         "floors": floors,
     }
-    report("runtime_boot", res, [
-        f"runtime start -> /_/ready 200: p50 {median(boots):.1f} ms "
-        f"(p99 {percentile(boots, 99):.1f} ms)",
-        f"import uvloop + httptools + the function: p50 {median(floors):.1f} ms",
-        f"ratio {ratio_p50:.2f}x (goal <= 1.2) {'MET' if res['goal_met'] else 'MISSED'}",
-    ])
+    report(
+        "runtime_boot",
+        res,
+        [
+            f"runtime start -> /_/ready 200: p50 {median(boots):.1f} ms "
+            f"(p99 {percentile(boots, 99):.1f} ms)",
+            f"import uvloop + httptools + the function: p50 {median(floors):.1f} ms",
+            f"ratio {ratio_p50:.2f}x (goal <= 1.2) {'MET' if res['goal_met'] else 'MISSED'}",
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -110,16 +110,20 @@ def main() -> None:
         "goal_met": percentile(refill_ms, 99) <= 5.0,
         "samples": args.samples,
     }
-    report("worker_spawn", res, [
-        f"next call served by a warm spare after a kill: p50 {median(serve_ms):.2f} ms, "
-        f"p99 {percentile(serve_ms, 99):.2f} ms",
-        f"fresh worker forked from the zygote and ready: p50 {median(refill_ms):.2f} ms, "
-        f"p99 {percentile(refill_ms, 99):.2f} ms (goal p99 <= 5 ms) "
-        f"{'MET' if res['goal_met'] else 'MISSED'}",
-        f"peer, a new interpreter importing the function: p50 {median(cold):.1f} ms, "
-        f"p99 {percentile(cold, 99):.1f} ms; zygote refill is "
-        f"{res['refill_vs_cold_p50']:.3f}x of it",
-    ])
+    report(
+        "worker_spawn",
+        res,
+        [
+            f"next call served by a warm spare after a kill: p50 {median(serve_ms):.2f} ms, "
+            f"p99 {percentile(serve_ms, 99):.2f} ms",
+            f"fresh worker forked from the zygote and ready: p50 {median(refill_ms):.2f} ms, "
+            f"p99 {percentile(refill_ms, 99):.2f} ms (goal p99 <= 5 ms) "
+            f"{'MET' if res['goal_met'] else 'MISSED'}",
+            f"peer, a new interpreter importing the function: p50 {median(cold):.1f} ms, "
+            f"p99 {percentile(cold, 99):.1f} ms; zygote refill is "
+            f"{res['refill_vs_cold_p50']:.3f}x of it",
+        ],
+    )
 
 
 if __name__ == "__main__":
