@@ -107,6 +107,7 @@ def _argparse_exit(argv: Sequence[str]) -> None:
         prog="python -m ember_runtime",
         description="Serve a handle(event, context) function over HTTP.",
         epilog="Every flag also reads its EMBER_* environment variable.",
+        allow_abbrev=False,
     )
     for name, var, _kind, help_ in OPTIONS:
         parser.add_argument("--" + name.replace("_", "-"), help=f"{help_} [{var}]")
