@@ -61,3 +61,20 @@ class FunctionLogger:
 
     def error(self, msg: object, *args: Any, **fields: Any) -> None:
         self._log("error", msg, args, fields)
+
+    def critical(self, msg: object, *args: Any, **fields: Any) -> None:
+        self._log("critical", msg, args, fields)
+
+    def exception(self, msg: object, *args: Any, **fields: Any) -> None:
+        """Like ``error``, plus the traceback being handled (runtime frames removed)."""
+        import sys
+
+        exc = sys.exc_info()[1]
+        if exc is not None:
+            from ember_runtime.contract import user_traceback
+
+            fields.setdefault("exception", type(exc).__name__)
+            fields.setdefault("traceback", user_traceback(exc))
+        self._log("error", msg, args, fields)
+
+    warn = warning

@@ -26,3 +26,14 @@ def test_mismatched_args_never_raise(capfd: pytest.CaptureFixture[str]) -> None:
     FunctionLogger().warning("no placeholder", 42)
     (line,) = _lines(capfd)
     assert line["msg"] == "no placeholder (42,)"
+
+
+def test_exception_logs_the_traceback(capfd: pytest.CaptureFixture[str]) -> None:
+    try:
+        raise KeyError("missing")
+    except KeyError:
+        FunctionLogger(request_id="r2").exception("lookup failed for %s", "k")
+    (line,) = _lines(capfd)
+    assert line["level"] == "error" and line["msg"] == "lookup failed for k"
+    assert line["exception"] == "KeyError" and "KeyError: 'missing'" in str(line["traceback"])
+    assert line["request_id"] == "r2"
