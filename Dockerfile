@@ -16,6 +16,9 @@ ENV LANG=C.UTF-8 \
     PYTHONPATH=/opt/ember/site \
     HOME=/tmp \
     PIP_DISABLE_PIP_VERSION_CHECK=1
+# A named user for UID 10001: libraries that ask for the user name (getpass,
+# kopf's peering identity) need a passwd entry.
+RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin ember
 
 FROM base AS wheels
 COPY build/wheels /wheels

@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 K8S_VERSION ?= v1.34.4
 CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ember
 KUBECTL := $(CACHE)/k8s-$(K8S_VERSION)/bin/kubectl
+HELM_VERSION ?= v3.22.0
+HELM := $(CACHE)/tools/helm-$(HELM_VERSION)/helm
 export KUBECONFIG ?= /var/lib/ember-cluster/kubeconfig
 # CLUSTER=local (default): hack/cluster; CLUSTER=kind: pytest-kind (needs Docker with --privileged)
 CLUSTER ?= local
@@ -42,6 +44,20 @@ cluster: venv binaries ## start the local single-node cluster (idempotent)
 .PHONY: cluster-down
 cluster-down: ## stop the local cluster and remove everything it created
 	@hack/cluster/cluster.sh down
+
+.PHONY: helm
+helm: $(HELM) ## build (or reuse cached) helm
+
+$(HELM):
+	@echo "==> building helm $(HELM_VERSION) (cached in $(dir $(HELM)))"
+	@GOBIN=$(dir $(HELM)) CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+.PHONY: up
+up: venv binaries helm ## cluster + images + helm install + the example function invoked
+	@HELM=$(HELM) IMAGE_TAG=$(IMAGE_TAG) hack/up.sh
+
+.PHONY: down
+down: cluster-down ## remove everything `make up` created
 
 .PHONY: wheels
 wheels: venv ## build wheels of Ember and its dependencies into build/wheels

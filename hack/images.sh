@@ -20,10 +20,22 @@ build() { # build TARGET IMAGE
   rm -f "$log"
   info "$2 ($1) built in $((SECONDS - t0))s, $(docker_cli image inspect -f '{{.Size}}' "$2" | awk '{printf "%.0f MB", $1/1e6}')"
 }
+content_tag() { # content_tag IMAGE: also tag IMAGE by its content id, print that tag
+  local id; id="$(docker_cli image inspect -f '{{.Id}}' "$1" | cut -d: -f2 | cut -c1-12)"
+  docker_cli tag "$1" "${1%:*}:id-$id"
+  echo "id-$id"
+}
 step "building images on $BASE_IMAGE"
 build runtime "ember/runtime:$TAG"
 build controlplane "ember/controller:$TAG"
+# Content tags let a deployment roll when a rebuilt image keeps its
+# human tag (`make up` installs by these).
+runtime_id="$(content_tag "ember/runtime:$TAG")"
+controller_id="$(content_tag "ember/controller:$TAG")"
+mkdir -p build
+printf 'RUNTIME_TAG=%s\nCONTROLLER_TAG=%s\n' "$runtime_id" "$controller_id" >build/images.env
 if hack/cluster/cluster.sh status >/dev/null 2>&1; then
   step "loading images into the local cluster"
-  hack/cluster/cluster.sh load "ember/runtime:$TAG" "ember/controller:$TAG"
+  hack/cluster/cluster.sh load "ember/runtime:$TAG" "ember/controller:$TAG" \
+    "ember/runtime:$runtime_id" "ember/controller:$controller_id"
 fi

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# `make up`: Ember's main job on one machine. A local cluster, Ember's images,
+# the Helm chart installed, and the example function applied and invoked.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source hack/cluster/lib.sh
+STEP_PREFIX=up
+KUBECTL="$BIN/kubectl"
+HELM="${HELM:?set by make}"
+export KUBECONFIG="$STATE/kubeconfig"
+t0=$SECONDS
+
+step "cluster"; make --no-print-directory cluster
+step "images"; make --no-print-directory images IMAGE_TAG="${IMAGE_TAG:-dev}"
+step "helm upgrade --install ember charts/ember (namespace ember-system)"
+source build/images.env   # content tags from `make images`
+if ! "$HELM" upgrade --install ember charts/ember --namespace ember-system --create-namespace \
+  --set operator.image.tag="$CONTROLLER_TAG" --set runtime.image.tag="$RUNTIME_TAG" \
+  --wait --timeout 3m >/dev/null; then
+  "$KUBECTL" -n ember-system get pods >&2
+  "$KUBECTL" -n ember-system logs deploy/ember-operator --tail 20 >&2 || true
+  die "the Ember release did not become ready"
+fi
+"$KUBECTL" -n ember-system get deploy -l app.kubernetes.io/instance=ember
+step "applying examples/hello/function.yaml"
+"$KUBECTL" apply -f examples/hello/function.yaml
+"$KUBECTL" wait --for=condition=Ready function/hello --timeout=180s >/dev/null
+"$KUBECTL" rollout status deployment/hello --timeout=180s >/dev/null
+"$KUBECTL" get functions
+step "invoking hello through its Service"
+ip="$("$KUBECTL" get service hello -o jsonpath='{.spec.clusterIP}')"
+port="$("$KUBECTL" get service hello -o jsonpath='{.spec.ports[0].port}')"
+for i in $(seq 1 30); do
+  if out="$(curl -fs -m 5 -H 'content-type: application/json' -d '{"name": "Ember"}' "http://$ip:$port/")"; then
+    echo "$out"; break
+  fi
+  ((i == 30)) && die "hello did not answer"
+  sleep 1
+done
+info "Ember is up in $((SECONDS - t0))s. KUBECONFIG=$KUBECONFIG"
+info "try: curl -s -d '{\"name\": \"you\"}' -H 'content-type: application/json' http://$ip:$port/"
