@@ -58,35 +58,19 @@ def test_crd_becomes_established_and_serves(kubeconfig):
         eventually(established, timeout=60, what=f"CRD {name} Established")
         objs = client.CustomObjectsApi(api)
 
-        def create_ok() -> dict[str, object]:
-            return objs.create_namespaced_custom_object(
-                group,
-                "v1",
-                "default",
-                "probes",
-                {
-                    "apiVersion": f"{group}/v1",
-                    "kind": "Probe",
-                    "metadata": {"name": "p"},
-                    "spec": {"size": 2},
-                },
-            )
+        def create(name: str, size: int) -> dict[str, object]:
+            body = {
+                "apiVersion": f"{group}/v1",
+                "kind": "Probe",
+                "metadata": {"name": name},
+                "spec": {"size": size},
+            }
+            return objs.create_namespaced_custom_object(group, "v1", "default", "probes", body)
 
-        created = eventually(create_ok, timeout=30, what="the new resource to be served")
+        created = eventually(lambda: create("p", 2), timeout=30, what="the resource to be served")
         assert created["spec"] == {"size": 2}
         with pytest.raises(client.ApiException) as bad:
-            objs.create_namespaced_custom_object(
-                group,
-                "v1",
-                "default",
-                "probes",
-                {
-                    "apiVersion": f"{group}/v1",
-                    "kind": "Probe",
-                    "metadata": {"name": "q"},
-                    "spec": {"size": 0},
-                },
-            )
+            create("q", 0)
         assert bad.value.status == 422
         assert "spec.size" in bad.value.body
     finally:
