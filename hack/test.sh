@@ -33,16 +33,16 @@ fi
 
 # An operator installed by `make up` would reconcile the tests' Functions
 # alongside the one the tests run in-process: pause it for the run.
-KUBECTL="$(source hack/cluster/lib.sh; echo "$BIN/kubectl")"
+KUBECTL() { (source hack/cluster/lib.sh; "$BIN/kubectl" --kubeconfig "$STATE/kubeconfig" "$@"); }
 paused=0
-if [[ "$CLUSTER" == local ]] && "$KUBECTL" -n ember-system get deploy ember-operator >/dev/null 2>&1; then
+if [[ "$CLUSTER" == local ]] && KUBECTL -n ember-system get deploy ember-operator >/dev/null 2>&1; then
   banner "pausing the installed ember-operator during the tests"
-  "$KUBECTL" -n ember-system scale deploy ember-operator --replicas 0 >/dev/null
-  "$KUBECTL" -n ember-system wait --for=delete pod -l app.kubernetes.io/component=operator --timeout 60s >/dev/null || true
+  KUBECTL -n ember-system scale deploy ember-operator --replicas 0 >/dev/null
+  KUBECTL -n ember-system wait --for=delete pod -l app.kubernetes.io/component=operator --timeout 60s >/dev/null || true
   paused=1
 fi
 resume() {
-  if [[ $paused == 1 ]]; then "$KUBECTL" -n ember-system scale deploy ember-operator --replicas 1 >/dev/null || true; fi
+  if [[ $paused == 1 ]]; then KUBECTL -n ember-system scale deploy ember-operator --replicas 1 >/dev/null || true; fi
 }
 
 banner "images"
