@@ -78,7 +78,7 @@ run-operator: venv ## run the operator locally against $$KUBECONFIG
 	@$(PY) -m ember_operator
 
 .PHONY: test
-test: venv ## unit, then integration (real apiserver), then e2e (real pods) tests
+test: venv helm ## unit, then integration (real apiserver), then e2e (real pods) tests
 	@PY=$(PY) hack/test.sh
 
 .PHONY: test-unit

@@ -1,0 +1,122 @@
+"""Ember as a platform team installs it: the Helm chart from this repo, the
+images the Dockerfile built, the operator running in the cluster. A Function
+applied with the API becomes a Ready, invocable pod, and a scale-to-zero
+Function is Ready with no pods.
+
+The release watches only its own test namespace, so it never competes with
+operators that other tests run in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+from kubernetes import client
+from tests.conftest import REPO
+from tests.kube_helpers import eventually, unique_name
+
+pytestmark = pytest.mark.e2e
+
+HELM = os.environ.get(
+    "EMBER_HELM",
+    str(
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "ember/tools/helm-v3.22.0/helm"
+    ),
+)
+TAG = os.environ.get("IMAGE_TAG", "dev")
+GROUP, VERSION = "ember.dev", "v1alpha1"
+
+
+def helm(*args: str, kubeconfig: str) -> str:
+    proc = subprocess.run(
+        [HELM, "--kubeconfig", kubeconfig, *args], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, f"helm {' '.join(args)} failed:\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture
+def release(kubeconfig: str, namespace: str, k8s: client.ApiClient):
+    if not Path(HELM).exists():
+        pytest.fail(f"helm not found at {HELM}: run `make helm` (make test does)")
+    name = unique_name("e2e")
+    helm(
+        "install", name, str(REPO / "charts/ember"), "--namespace", namespace,
+        "--set", f"operator.watchNamespaces={{{namespace}}}",
+        "--set", f"operator.image.tag={TAG}", "--set", f"runtime.image.tag={TAG}",
+        "--set", "operator.logLevel=DEBUG",
+        "--wait", "--timeout", "3m",
+        kubeconfig=kubeconfig,
+    )  # fmt: skip
+    yield name
+    helm("uninstall", name, "--namespace", namespace, "--wait", kubeconfig=kubeconfig)
+
+
+def _function(name: str, min_replicas: int) -> dict[str, object]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Function",
+        "metadata": {"name": name},
+        "spec": {
+            "handler": "main:handle",
+            "source": (
+                "def handle(event, context):\n"
+                "    return {'got': event, 'fn': context.function}\n"
+            ),
+            "scale": {"min": min_replicas, "max": 2},
+        },
+    }
+
+
+def _ready(status: dict[str, object]) -> bool:
+    conditions = status.get("conditions") or []
+    assert isinstance(conditions, list)
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def test_chart_installs_an_operator_that_runs_functions(k8s, namespace, release, service_url):
+    objs = client.CustomObjectsApi(k8s)
+    apps = client.AppsV1Api(k8s)
+    pods = client.CoreV1Api(k8s).list_namespaced_pod(
+        namespace, label_selector="app.kubernetes.io/component=operator"
+    )
+    assert [p.metadata.labels["app.kubernetes.io/instance"] for p in pods.items] == [release]
+    assert pods.items[0].spec.security_context.run_as_non_root is True
+
+    objs.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "functions", _function("warm", 1)
+    )
+    objs.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "functions", _function("idle", 0)
+    )
+
+    def status_of(name: str) -> dict[str, object]:
+        fn = objs.get_namespaced_custom_object(GROUP, VERSION, namespace, "functions", name)
+        return fn.get("status") or {}
+
+    warm = eventually(
+        lambda: (s := status_of("warm")) and _ready(s) and s.get("readyReplicas") == 1 and s,
+        timeout=180,
+        what="Function warm Ready with one ready replica",
+    )
+    assert warm["url"].endswith(f"/fn/{namespace}/warm")
+    idle = eventually(
+        lambda: (s := status_of("idle")) and _ready(s) and s,
+        timeout=120,
+        what="Function idle Ready at zero replicas",
+    )
+    assert idle.get("replicas", 0) == 0
+    assert apps.read_namespaced_deployment("idle", namespace).spec.replicas == 0
+
+    base = service_url(namespace, "warm")
+    resp = eventually(
+        lambda: (r := httpx.post(base, json={"n": 1}, timeout=5)).status_code == 200 and r,
+        timeout=30,
+        what="a 200 from the warm function through its Service",
+    )
+    assert resp.json() == {"got": {"n": 1}, "fn": f"{namespace}/warm"}
