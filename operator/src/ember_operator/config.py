@@ -25,6 +25,18 @@ def _default_resources() -> dict[str, dict[str, str]]:
     }
 
 
+def parse_namespaces(value: str) -> tuple[str, ...]:
+    """``a,b`` watches two namespaces; a value with globs or ``!`` exclusions
+    (``!ember-it-*,!bench-*``: everything but tests) stays one kopf pattern,
+    because kopf ORs separate patterns and ANDs the parts of one."""
+    value = value.strip()
+    if not value:
+        return ()
+    if any(ch in value for ch in "!*?"):
+        return (value,)
+    return tuple(ns.strip() for ns in value.split(",") if ns.strip())
+
+
 @dataclass(frozen=True)
 class Config:
     runtime_image: str = DEFAULT_RUNTIME_IMAGE
@@ -53,8 +65,7 @@ class Config:
             kwargs["runtime_image"] = env["EMBER_RUNTIME_IMAGE"]
         if env.get("EMBER_IMAGE_PULL_POLICY"):
             kwargs["image_pull_policy"] = env["EMBER_IMAGE_PULL_POLICY"]
-        namespaces = [ns.strip() for ns in env.get("EMBER_NAMESPACES", "").split(",")]
-        kwargs["namespaces"] = tuple(ns for ns in namespaces if ns)
+        kwargs["namespaces"] = parse_namespaces(env.get("EMBER_NAMESPACES", ""))
         if env.get("EMBER_GATEWAY_URL"):
             kwargs["gateway_url"] = env["EMBER_GATEWAY_URL"].rstrip("/")
         if env.get("EMBER_MAX_BODY_BYTES"):

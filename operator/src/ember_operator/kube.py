@@ -24,6 +24,7 @@ benchmark is what chose it (see bench/operator_reconcile.py).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -117,15 +118,69 @@ def live_hash(obj: Mapping[str, Any]) -> str | None:
     return str(value) if value is not None else None
 
 
+Query = list[tuple[str, str]]
+
+
+class _SyncTransport:
+    """The official blocking client, each call in the loop's thread pool.
+    Kept (EMBER_KUBE_CLIENT=sync) so the benchmark can compare the two."""
+
+    def __init__(self, pool_size: int) -> None:
+        import kubernetes
+
+        try:
+            kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except kubernetes.config.ConfigException:
+            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=os.environ.get("KUBECONFIG") or None
+            )
+        configuration = kubernetes.client.Configuration.get_default_copy()
+        configuration.connection_pool_maxsize = pool_size
+        self._api = kubernetes.client.ApiClient(configuration)
+
+    def _call(
+        self, method: str, url: str, query: Query, headers: dict[str, str], body: Any
+    ) -> tuple[int, bytes]:
+        params = self._api.param_serialize(
+            method=method,
+            resource_path=url,
+            query_params=query,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self._api.call_api(*params)
+        response.read()  # type: ignore[no-untyped-call]
+        return int(response.status), bytes(response.data or b"")
+
+    async def request(
+        self, method: str, url: str, query: Query, headers: dict[str, str], body: Any
+    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        status, data = await loop.run_in_executor(
+            None, self._call, method, url, query, headers, body
+        )
+        if not 200 <= status < 300:
+            raise ApiError(status, data.decode(errors="replace"))
+        result = json.loads(data) if data else {}
+        return result if isinstance(result, dict) else {}
+
+    async def close(self) -> None:
+        self._api.close()  # type: ignore[no-untyped-call]
+
+
 class Kube:
     """A connection to the API server plus the 404/409 policy."""
 
-    def __init__(self, api: Any) -> None:
+    def __init__(self, api: Any, sync: _SyncTransport | None = None) -> None:
         self._api = api
+        self._sync = sync
 
     @classmethod
     async def connect(cls, pool_size: int = 64) -> Kube:
         """In-cluster credentials when present, else the current KUBECONFIG."""
+        if os.environ.get("EMBER_KUBE_CLIENT") == "sync":
+            return cls(None, _SyncTransport(pool_size))
         configuration = k8s_client.Configuration()
         try:
             k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -139,7 +194,10 @@ class Kube:
         return cls(k8s_client.ApiClient(configuration))
 
     async def close(self) -> None:
-        await self._api.close()
+        if self._sync is not None:
+            await self._sync.close()
+        else:
+            await self._api.close()
 
     async def request(
         self,
@@ -151,12 +209,20 @@ class Kube:
     ) -> dict[str, Any]:
         """One call; raises ``ApiError`` for non-2xx and ``TemporaryError`` when
         the server cannot be reached at all."""
+        headers = {"Accept": JSON, "Content-Type": content_type}
+        if self._sync is not None:
+            try:
+                return await self._sync.request(
+                    method, url, list((query or {}).items()), headers, body
+                )
+            except OSError as e:
+                raise kopf.TemporaryError(f"{method} {url}: {e!r}", delay=TRANSIENT_DELAY) from e
         try:
             result = await self._api.call_api(
                 url,
                 method,
                 query_params=list((query or {}).items()),
-                header_params={"Accept": JSON, "Content-Type": content_type},
+                header_params=headers,
                 body=body,
                 response_types_map={200: "object", 201: "object", 202: "object"},
                 auth_settings=["BearerToken"],

@@ -33,6 +33,13 @@ def test_config_defaults_and_env() -> None:
     assert cfg.max_body_bytes == 10
 
 
+def test_namespace_patterns_stay_one_kopf_pattern() -> None:
+    assert Config.from_env({"EMBER_NAMESPACES": "!ember-it-*, !bench-*"}).namespaces == (
+        "!ember-it-*, !bench-*",
+    )
+    assert Config.from_env({"EMBER_NAMESPACES": "  "}).clusterwide
+
+
 def test_paths() -> None:
     assert kube.path("Deployment", "ns", "x") == "/apis/apps/v1/namespaces/ns/deployments/x"
     assert kube.path("Function", "ns", "f", "status") == (
