@@ -18,8 +18,12 @@ onto a live Deployment: the caller's ``replicas`` function decides from the
 live count, which belongs to the autoscaler.
 
 The transport is ``kubernetes_asyncio`` on kopf's event loop, with responses
-kept as JSON (no model (de)serialisation): the ``operator_reconcile``
-benchmark is what chose it (see bench/operator_reconcile.py).
+kept as JSON (no model (de)serialisation). The ``operator_reconcile``
+benchmark chose it: with 1,000 Functions it reached 30.4 objects/s against
+28.3 for the blocking client in the loop's thread pool (EMBER_KUBE_CLIENT=sync,
+kept for re-measuring), at the same operator CPU (17 s) and ~14 MB less RSS.
+The client is not the bottleneck; kopf's per-event work and the API server's
+writes are.
 """
 
 from __future__ import annotations
