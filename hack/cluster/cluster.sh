@@ -423,6 +423,15 @@ down() {
   ip link delete "$BRIDGE" 2>/dev/null || true
   local ipt
   for ipt in iptables ip6tables; do ipt_clean "$ipt"; done
+  if [[ -f /run/ember-docker/dockerd.pid ]]; then
+    step "stopping the image-build dockerd"
+    local dpid; dpid="$(cat /run/ember-docker/dockerd.pid)"
+    kill "$dpid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$dpid" 2>/dev/null || true
+    awk '$2 ~ "^/run/ember-docker" {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    rm -rf /run/ember-docker "$DOCKER_SOCK"
+  fi
   rm -rf "$RUNDIR"
   if [[ "${EMBER_KEEP_STATE:-0}" != 1 ]]; then rm -rf "$STATE"; fi
   info "cluster removed"
