@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
+source hack/cluster/lib.sh
+pause_installed_operator
+trap resume_installed_operator EXIT
 mkdir -p bench/results
 cases=()
 if [[ -n "${BENCH:-}" ]]; then IFS=, read -r -a cases <<<"$BENCH"

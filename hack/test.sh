@@ -22,7 +22,7 @@ if [[ "$CLUSTER" == local ]]; then
     started=1
   fi
   cleanup() {
-    resume
+    resume_installed_operator
     if [[ $started == 1 && "${KEEP_CLUSTER:-0}" != 1 ]]; then
       banner "stopping the local cluster (KEEP_CLUSTER=1 keeps it)"
       hack/cluster/cluster.sh down
@@ -31,19 +31,8 @@ if [[ "$CLUSTER" == local ]]; then
   trap cleanup EXIT
 fi
 
-# An operator installed by `make up` would reconcile the tests' Functions
-# alongside the one the tests run in-process: pause it for the run.
-KUBECTL() { (source hack/cluster/lib.sh; "$BIN/kubectl" --kubeconfig "$STATE/kubeconfig" "$@"); }
-paused=0
-if [[ "$CLUSTER" == local ]] && KUBECTL -n ember-system get deploy ember-operator >/dev/null 2>&1; then
-  banner "pausing the installed ember-operator during the tests"
-  KUBECTL -n ember-system scale deploy ember-operator --replicas 0 >/dev/null
-  KUBECTL -n ember-system wait --for=delete pod -l app.kubernetes.io/component=operator --timeout 60s >/dev/null || true
-  paused=1
-fi
-resume() {
-  if [[ $paused == 1 ]]; then KUBECTL -n ember-system scale deploy ember-operator --replicas 1 >/dev/null || true; fi
-}
+source hack/cluster/lib.sh
+[[ "$CLUSTER" == local ]] && pause_installed_operator
 
 banner "images"
 make --no-print-directory images
