@@ -82,7 +82,7 @@ test: venv helm ## unit, then integration (real apiserver), then e2e (real pods)
 	@PY=$(PY) hack/test.sh
 
 .PHONY: test-unit
-test-unit: venv ## unit tests only (no cluster)
+test-unit: venv helm ## unit tests only (no cluster)
 	@$(PY) -m pytest -m unit -q
 
 .PHONY: bench
