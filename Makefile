@@ -92,7 +92,7 @@ bench: venv ## run the benchmarks (each against its peer) and write bench/result
 .PHONY: lint
 lint: venv ## ruff and mypy (strict)
 	@$(PY) -m ruff check .
-	@$(PY) -m ruff format --check operator runtime tests bench || true
+	@$(PY) -m ruff format --check operator runtime tests bench
 	@$(PY) -m mypy
 
 .PHONY: clean

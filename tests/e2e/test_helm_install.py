@@ -65,8 +65,7 @@ def _function(name: str, min_replicas: int) -> dict[str, object]:
         "spec": {
             "handler": "main:handle",
             "source": (
-                "def handle(event, context):\n"
-                "    return {'got': event, 'fn': context.function}\n"
+                "def handle(event, context):\n    return {'got': event, 'fn': context.function}\n"
             ),
             "scale": {"min": min_replicas, "max": 2},
         },
