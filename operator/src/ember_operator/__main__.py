@@ -4,12 +4,22 @@ with the handlers registered and the watched namespaces taken from
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 
 import kopf
 
 from ember_operator.config import Config
+
+
+def _tune_gc() -> None:
+    """Keep the import-time heap out of the cyclic collector's way and run
+    it less often: with 1,000 Functions in flight the default thresholds
+    made full collections a visible share of the operator's CPU."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
 
 
 def main() -> None:
@@ -19,6 +29,7 @@ def main() -> None:
     level = os.environ.get("EMBER_LOG_LEVEL", "INFO").upper()
     kopf.configure(verbose=level == "DEBUG", debug=False, quiet=level in ("WARNING", "ERROR"))
     logging.getLogger().setLevel(level)
+    _tune_gc()
     kopf.run(
         standalone=True,
         clusterwide=config.clusterwide,
