@@ -19,12 +19,13 @@ import kopf
 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, **_: Any) -> None:
-    # Same bookkeeping and event settings as ember_operator.reconcile.lifecycle.
+    # Same bookkeeping, event and watch settings as ember_operator.reconcile.lifecycle.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ember.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="ember.dev", key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    settings.watching.label_selectors["apps", "deployments"] = "ember.dev/function"
 
 
 @kopf.on.create("ember.dev", "v1alpha1", "functions")

@@ -1,8 +1,9 @@
 """Operator start and stop: kopf settings, the API connection, the config.
 
-Kopf's bookkeeping goes into ``ember.dev/*`` annotations (not status), and
-only warnings and errors become Kubernetes Events: an Event per successful
-handler run would cost one extra API call per object.
+Kopf's bookkeeping goes into ``ember.dev/*`` annotations (not status), only
+warnings and errors become Kubernetes Events (an Event per successful handler
+run would cost one extra API call per object), and the API server, not kopf,
+picks out the Deployments Ember owns.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import kopf
 from ember_operator.config import Config
 from ember_operator.kube import Kube
 from ember_operator.reconcile.context import Context, context_of
+from ember_operator.render.labels import FUNCTION_LABEL
 
 PREFIX = "ember.dev"
 
@@ -29,6 +31,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.posting.level = logging.INFO if config.post_info_events else logging.WARNING
     settings.posting.reporting_component = "ember-operator"
+    # kopf filters handler labels client-side: without this, a cluster-wide
+    # operator would receive (and deep-copy) every Deployment in the cluster.
+    settings.watching.label_selectors["apps", "deployments"] = FUNCTION_LABEL
     memo.ember = Context(config=config, kube=await Kube.connect())
 
 
