@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,20 @@ ALLOWED_CONTEXTS = {"ember-local", "kind-ember"}
 RUNTIME_IMAGE = os.environ.get("EMBER_RUNTIME_IMAGE", "ember/runtime:dev")
 CONTROLPLANE_IMAGE = os.environ.get("EMBER_CONTROLPLANE_IMAGE", "ember/controller:dev")
 CAP_SYS_RESOURCE = 24
+HELM = os.environ.get(
+    "EMBER_HELM",
+    str(
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "ember/tools/helm-v3.22.0/helm"
+    ),
+)
+
+
+def run_helm(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the helm that ``make helm`` builds; fail (never skip) when it is missing."""
+    if not Path(HELM).exists():
+        pytest.fail(f"helm not found at {HELM}: run `make helm` (make test does)")
+    return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def on_kind() -> bool:

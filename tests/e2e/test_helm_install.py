@@ -10,40 +10,28 @@ operators that other tests run in-process.
 from __future__ import annotations
 
 import os
-import subprocess
-from pathlib import Path
 
 import httpx
 import pytest
 from kubernetes import client
-from tests.conftest import REPO
+from tests.conftest import REPO, run_helm
 from tests.kube_helpers import eventually, unique_name
+
+from ember_operator.api.v1alpha1 import GROUP, VERSION
 
 pytestmark = pytest.mark.e2e
 
-HELM = os.environ.get(
-    "EMBER_HELM",
-    str(
-        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        / "ember/tools/helm-v3.22.0/helm"
-    ),
-)
 TAG = os.environ.get("IMAGE_TAG", "dev")
-GROUP, VERSION = "ember.dev", "v1alpha1"
 
 
 def helm(*args: str, kubeconfig: str) -> str:
-    proc = subprocess.run(
-        [HELM, "--kubeconfig", kubeconfig, *args], capture_output=True, text=True, timeout=300
-    )
+    proc = run_helm("--kubeconfig", kubeconfig, *args, timeout=300)
     assert proc.returncode == 0, f"helm {' '.join(args)} failed:\n{proc.stderr}"
     return proc.stdout
 
 
 @pytest.fixture
 def release(kubeconfig: str, namespace: str, k8s: client.ApiClient):
-    if not Path(HELM).exists():
-        pytest.fail(f"helm not found at {HELM}: run `make helm` (make test does)")
     name = unique_name("e2e")
     helm(
         "install", name, str(REPO / "charts/ember"), "--namespace", namespace,

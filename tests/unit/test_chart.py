@@ -4,48 +4,31 @@ pod, and the same CRDs that ``make crds`` writes to crds/."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-from pathlib import Path
-
 import pytest
 import yaml
-from tests.conftest import REPO
+from tests.conftest import REPO, run_helm
 
 pytestmark = pytest.mark.unit
 
 CHART = REPO / "charts/ember"
-HELM = os.environ.get(
-    "EMBER_HELM",
-    str(
-        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        / "ember/tools/helm-v3.22.0/helm"
-    ),
-)
-
-
-def helm(*args: str) -> subprocess.CompletedProcess[str]:
-    if not Path(HELM).exists():
-        pytest.fail(f"helm not found at {HELM}: run `make helm` (make test does)")
-    return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=60)
 
 
 def render(*sets: str) -> list[dict[str, object]]:
     args = ["template", "rel", str(CHART), "--namespace", "ember-system"]
     for s in sets:
         args += ["--set", s]
-    proc = helm(*args)
+    proc = run_helm(*args)
     assert proc.returncode == 0, proc.stderr
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
 
 
 def test_chart_lints_clean() -> None:
-    proc = helm("lint", str(CHART), "--strict")
+    proc = run_helm("lint", str(CHART), "--strict")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_schema_rejects_bad_values_naming_the_field() -> None:
-    proc = helm("template", "rel", str(CHART), "--set", "operator.logLevel=LOUD")
+    proc = run_helm("template", "rel", str(CHART), "--set", "operator.logLevel=LOUD")
     assert proc.returncode != 0
     assert "operator" in proc.stderr and "logLevel" in proc.stderr
 
