@@ -5,6 +5,7 @@
 # cluster that was already running is left running).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source hack/cluster/lib.sh
 PY="${PY:-.venv/bin/python}"
 CLUSTER="${CLUSTER:-${EMBER_CLUSTER:-local}}"
 export EMBER_CLUSTER="$CLUSTER"
@@ -31,7 +32,6 @@ if [[ "$CLUSTER" == local ]]; then
   trap cleanup EXIT
 fi
 
-source hack/cluster/lib.sh
 [[ "$CLUSTER" == local ]] && pause_installed_operator
 
 banner "images"

@@ -5,9 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/cluster/lib.sh
 STEP_PREFIX=up
-KUBECTL="$BIN/kubectl"
 HELM="${HELM:?set by make}"
-export KUBECONFIG="$STATE/kubeconfig"
+export KUBECONFIG="$STATE/kubeconfig"   # for helm
 t0=$SECONDS
 
 step "cluster"; make --no-print-directory cluster
@@ -17,19 +16,19 @@ source build/images.env   # content tags from `make images`
 if ! "$HELM" upgrade --install ember charts/ember --namespace ember-system --create-namespace \
   --set operator.image.tag="$CONTROLLER_TAG" --set runtime.image.tag="$RUNTIME_TAG" \
   --wait --timeout 3m >/dev/null; then
-  "$KUBECTL" -n ember-system get pods >&2
-  "$KUBECTL" -n ember-system logs deploy/ember-operator --tail 20 >&2 || true
+  kubectl_ -n ember-system get pods >&2
+  kubectl_ -n ember-system logs deploy/ember-operator --tail 20 >&2 || true
   die "the Ember release did not become ready"
 fi
-"$KUBECTL" -n ember-system get deploy -l app.kubernetes.io/instance=ember
+kubectl_ -n ember-system get deploy -l app.kubernetes.io/instance=ember
 step "applying examples/hello/function.yaml"
-"$KUBECTL" apply -f examples/hello/function.yaml
-"$KUBECTL" wait --for=condition=Ready function/hello --timeout=180s >/dev/null
-"$KUBECTL" rollout status deployment/hello --timeout=180s >/dev/null
-"$KUBECTL" get functions
+kubectl_ apply -f examples/hello/function.yaml
+kubectl_ wait --for=condition=Ready function/hello --timeout=180s >/dev/null
+kubectl_ rollout status deployment/hello --timeout=180s >/dev/null
+kubectl_ get functions
 step "invoking hello through its Service"
-ip="$("$KUBECTL" get service hello -o jsonpath='{.spec.clusterIP}')"
-port="$("$KUBECTL" get service hello -o jsonpath='{.spec.ports[0].port}')"
+ip="$(kubectl_ get service hello -o jsonpath='{.spec.clusterIP}')"
+port="$(kubectl_ get service hello -o jsonpath='{.spec.ports[0].port}')"
 for i in $(seq 1 30); do
   if out="$(curl -fs -m 5 -H 'content-type: application/json' -d '{"name": "Ember"}' "http://$ip:$port/")"; then
     echo "$out"; break

@@ -23,7 +23,6 @@ LOGS="$STATE/logs"
 PKI="$STATE/pki"
 KUBECONFIG_PATH="$STATE/kubeconfig"
 
-kubectl_() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 
 running() { # running NAME: the process recorded in $PIDS/NAME is alive
   [[ -f "$PIDS/$1" ]] && kill -0 "$(cat "$PIDS/$1")" 2>/dev/null
@@ -393,8 +392,9 @@ ipt_clean() { # ipt_clean iptables|ip6tables: drop our tagged rules and kube-pro
 down() {
   need_root
   step "stopping components"
-  local name
-  for name in kube-proxy coredns kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do
+  # Clients before servers; containerd last, once its pods are gone.
+  local name components=(kube-proxy coredns kubelet kube-scheduler kube-controller-manager kube-apiserver etcd)
+  for name in "${components[@]}"; do
     if running "$name"; then kill "$(cat "$PIDS/$name")" 2>/dev/null || true; fi
   done
   sleep 1
@@ -402,7 +402,7 @@ down() {
   kill_cgroup_tree
   pkill -9 -f "containerd-shim-runc-v2 -namespace k8s.io -id .* -address $CONTAINERD_SOCK" 2>/dev/null || true
   if running containerd; then kill "$(cat "$PIDS/containerd")" 2>/dev/null || true; fi
-  for name in kube-proxy coredns kubelet kube-scheduler kube-controller-manager kube-apiserver etcd containerd; do
+  for name in "${components[@]}" containerd; do
     if [[ -f "$PIDS/$name" ]]; then
       local pid; pid="$(cat "$PIDS/$name")"
       for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done

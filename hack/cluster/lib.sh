@@ -47,22 +47,24 @@ docker_cli() {
 
 ctr_cli() { ctr -a "$CONTAINERD_SOCK" -n k8s.io "$@"; }
 
+# kubectl against this cluster only, whatever $KUBECONFIG says.
+kubectl_() { "$BIN/kubectl" --kubeconfig "$STATE/kubeconfig" "$@"; }
+
 # An operator installed by `make up` reconciles every namespace, so it would
 # compete with the operators that tests and benchmarks run themselves:
 # pause it (scale to 0) for their duration and resume it afterwards.
 OPERATOR_PAUSED=0
 pause_installed_operator() {
-  local k=("$BIN/kubectl" --kubeconfig "$STATE/kubeconfig" -n ember-system)
   [[ -f "$STATE/kubeconfig" ]] || return 0
-  "${k[@]}" get deploy ember-operator >/dev/null 2>&1 || return 0
-  [[ "$("${k[@]}" get deploy ember-operator -o jsonpath='{.spec.replicas}')" != 0 ]] || return 0
+  kubectl_ -n ember-system get deploy ember-operator >/dev/null 2>&1 || return 0
+  [[ "$(kubectl_ -n ember-system get deploy ember-operator -o jsonpath='{.spec.replicas}')" != 0 ]] || return 0
   info "pausing the installed ember-operator for this run"
-  "${k[@]}" scale deploy ember-operator --replicas 0 >/dev/null
-  "${k[@]}" wait --for=delete pod -l app.kubernetes.io/component=operator --timeout 60s >/dev/null 2>&1 || true
+  kubectl_ -n ember-system scale deploy ember-operator --replicas 0 >/dev/null
+  kubectl_ -n ember-system wait --for=delete pod -l app.kubernetes.io/component=operator --timeout 60s >/dev/null 2>&1 || true
   OPERATOR_PAUSED=1
 }
 resume_installed_operator() {
   [[ $OPERATOR_PAUSED == 1 ]] || return 0
-  "$BIN/kubectl" --kubeconfig "$STATE/kubeconfig" -n ember-system scale deploy ember-operator --replicas 1 >/dev/null || true
+  kubectl_ -n ember-system scale deploy ember-operator --replicas 1 >/dev/null || true
   OPERATOR_PAUSED=0
 }
