@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
 source hack/cluster/lib.sh
+# One benchmark at a time per machine: two at once would measure each other.
+exec 9>/tmp/ember-bench.lock
+flock 9
 pause_installed_operator
 trap resume_installed_operator EXIT
 mkdir -p bench/results

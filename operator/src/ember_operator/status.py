@@ -21,6 +21,7 @@ FAILED = "Failed"
 # Reasons (CamelCase, stable).
 REASON_AVAILABLE = "MinimumReplicasAvailable"
 REASON_SCALED_TO_ZERO = "ScaledToZero"
+REASON_SCALING_TO_ZERO = "ScalingToZero"
 REASON_ROLLING_OUT = "RollingOut"
 REASON_WAITING_FOR_DEPLOYMENT = "WaitingForDeployment"
 REASON_PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
@@ -90,6 +91,17 @@ def summarize_deployment(deployment: Mapping[str, Any] | None) -> Summary:
             failed=True,
         )
     if desired == 0:
+        # Still Ready (the function wakes on demand), but ScaledToZero only
+        # once no pod is left: the status must not claim zero while the last
+        # pod is still serving.
+        if replicas or ready:
+            return Summary(
+                True,
+                REASON_SCALING_TO_ZERO,
+                f"scaling to zero, {replicas} replicas left",
+                replicas,
+                ready,
+            )
         return Summary(True, REASON_SCALED_TO_ZERO, "scaled to zero", replicas, ready)
     if observed < generation:
         return Summary(

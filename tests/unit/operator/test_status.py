@@ -20,6 +20,16 @@ def test_scaled_to_zero_is_ready() -> None:
     assert s.ready and s.reason == st.REASON_SCALED_TO_ZERO
 
 
+def test_scaling_to_zero_is_ready_but_not_zero_until_pods_are_gone() -> None:
+    # Scale set to 0, the Deployment's status still counts the last pod.
+    d = deployment(0, observedGeneration=1, replicas=1, readyReplicas=1)
+    s = st.summarize_deployment(d)
+    assert s.ready and s.reason == st.REASON_SCALING_TO_ZERO
+    assert (s.replicas, s.ready_replicas) == (1, 1)
+    gone = st.summarize_deployment(deployment(0, observedGeneration=2, replicas=0))
+    assert gone.reason == st.REASON_SCALED_TO_ZERO and gone.ready_replicas == 0
+
+
 def test_all_updated_replicas_available_is_ready() -> None:
     d = deployment(
         2, observedGeneration=2, replicas=2, updatedReplicas=2, availableReplicas=2, readyReplicas=2
