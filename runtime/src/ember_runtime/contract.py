@@ -232,14 +232,20 @@ class InvalidResult(Exception):
     """The handler returned something the contract cannot turn into HTTP."""
 
 
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+_JSON_LIKE = (dict, list, tuple, int, float, bool)
+_JSON_HEADERS = ("content-type", JSON_TYPE)
+
+
 def _encode_body(body: Any) -> tuple[bytes, str | None]:
+    # Tuples, not ``bytes | bytearray``: a union is built anew on every call.
     if body is None:
         return b"", None
-    if isinstance(body, bytes | bytearray | memoryview):
+    if isinstance(body, _BYTES_LIKE):
         return bytes(body), BYTES_TYPE
     if isinstance(body, str):
         return body.encode("utf-8"), TEXT_TYPE
-    if isinstance(body, dict | list | tuple | int | float | bool):
+    if isinstance(body, _JSON_LIKE):
         try:
             return _JSON_ENCODE(body).encode("utf-8"), JSON_TYPE
         except (TypeError, ValueError, RecursionError) as exc:
@@ -255,6 +261,11 @@ def encode_result(result: Any) -> tuple[int, Headers, bytes]:
     dict/list (and other JSON scalars) → JSON, str → text/plain, bytes →
     octet-stream, None → 204, ``Response`` → as given.
     """
+    if type(result) is dict:  # the common case, first
+        try:
+            return 200, [_JSON_HEADERS], _JSON_ENCODE(result).encode("utf-8")
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise InvalidResult(f"return value is not JSON-serialisable: {exc}") from None
     if isinstance(result, Response):
         body, ctype = _encode_body(result.body)
         if not (100 <= int(result.status) <= 599):

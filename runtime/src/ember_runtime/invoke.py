@@ -54,8 +54,7 @@ def prepare(function: str, req: Request) -> tuple[Any, Context]:
 def reply(
     request_id: str, status: int, headers: list[tuple[str, str]], body: bytes, code: str = ""
 ) -> Reply:
-    headers.append(("x-request-id", request_id))
-    return status, code, http_head(status, headers, len(body)), body
+    return status, code, http_head(status, headers, len(body), request_id), body
 
 
 def fault_reply(

@@ -46,6 +46,7 @@ _CLOSE = b"connection: close\r\n"
 _JSON = [("content-type", "application/json")]
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _MAX_PIPELINE = 16
+_METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}
 
 
 _ID_PREFIX = os.urandom(8).hex()
@@ -185,7 +186,7 @@ class App:
         timeout = self.settings.timeout_seconds
         req = (
             job.request_id,
-            job.method.decode("latin-1"),
+            _METHODS.get(job.method) or job.method.decode("latin-1"),
             job.path,
             job.query,
             job.headers,
@@ -201,13 +202,17 @@ class App:
             self.loop.create_task(self._run_when_a_worker_frees(job, req))
 
     def finish(self, job: Job, reply: Reply | None, error: Exception | None) -> None:
+        # The freed slot goes to the next queued call *before* this answer
+        # is written: the worker (just released, so it is the one picked)
+        # starts on it while this process does the client write, whose
+        # loopback delivery costs more than the pipe write.
         nxt = self.limiter.leave()
+        if nxt is not None:
+            self._start(nxt)
         if reply is None:
             reply = self._error_reply(error, job.request_id)
         job.conn.send(reply)
         self.signals.observe(reply[0], reply[1], time.perf_counter() - job.started)
-        if nxt is not None:
-            self._start(nxt)
 
     def _error_reply(self, error: Exception | None, request_id: str) -> Reply:
         timeout = self.settings.timeout_seconds

@@ -38,10 +38,33 @@ def _status_line(code: int) -> bytes:
     return line
 
 
-def http_head(status: int, headers: list[tuple[str, str]], body_len: int) -> bytes:
-    """Status line and headers, without the blank line that ends them."""
+# Header lines the runtime itself writes on most answers, encoded once.
+_LINES: dict[tuple[str, str], bytes] = {
+    (k, v): f"{k}: {v}\r\n".encode("latin-1")
+    for k in ("content-type",)
+    for v in (
+        "application/json",
+        "text/plain; charset=utf-8",
+        "application/octet-stream",
+    )
+}
+
+
+def http_head(
+    status: int, headers: list[tuple[str, str]], body_len: int, request_id: str = ""
+) -> bytes:
+    """Status line and headers, without the blank line that ends them.
+
+    ``request_id``, when given, becomes an ``x-request-id`` header.
+    """
     parts = [STATUS_LINES.get(status) or _status_line(status)]
-    parts.extend(f"{k}: {v}\r\n".encode("latin-1", "replace") for k, v in headers)
+    for kv in headers:
+        line = _LINES.get(kv)
+        parts.append(
+            line if line is not None else f"{kv[0]}: {kv[1]}\r\n".encode("latin-1", "replace")
+        )
+    if request_id:
+        parts.append(b"x-request-id: %s\r\n" % request_id.encode("latin-1", "replace"))
     parts.append(b"content-length: %d\r\n" % body_len)
     return b"".join(parts)
 

@@ -62,11 +62,17 @@ def serve_worker(req_fd: int, rep_fd: int, handler: Handler, function: str) -> N
             view = view[write(rep_fd, view) :]
 
     send(frame(os.getpid()))
-    # One recv per request in the common case: read what is there, then cut
-    # frames out of it.
+    # One read per request in the common case: read what is there, then cut
+    # frames out of it (a whole single frame is used as it is, unbuffered).
     buf = bytearray()
     while True:
-        while len(buf) < HEADER_LEN or len(buf) < HEADER_LEN + unpack_len(buf):
+        req = None
+        while req is None:
+            if len(buf) >= HEADER_LEN and len(buf) >= HEADER_LEN + unpack_len(buf):
+                end = HEADER_LEN + unpack_len(buf)
+                req = loads(memoryview(buf)[HEADER_LEN:end])
+                del buf[:end]
+                break
             try:
                 chunk = read(req_fd, RECV_SIZE)
             except InterruptedError:
@@ -75,13 +81,16 @@ def serve_worker(req_fd: int, rep_fd: int, handler: Handler, function: str) -> N
                 chunk = b""
             if not chunk:
                 os._exit(0)
-            buf += chunk
-        end = HEADER_LEN + unpack_len(buf)
-        req = loads(memoryview(buf)[HEADER_LEN:end])
-        del buf[:end]
-        out = invoke_sync(handler, function, req)
+            if not buf and len(chunk) > HEADER_LEN and len(chunk) == HEADER_LEN + unpack_len(chunk):
+                req = loads(memoryview(chunk)[HEADER_LEN:])
+            else:
+                buf += chunk
+        data = frame(invoke_sync(handler, function, req))
         try:
-            send(frame(out))
+            # One write per reply: a pipe takes up to 64 KiB at once.
+            n = write(rep_fd, data)
+            if n != len(data):
+                send(data[n:])
         except OSError:
             os._exit(0)
 

@@ -255,3 +255,14 @@ def test_user_traceback_strips_runtime_frames(
     assert "ember_runtime" not in tb
     assert logged["request_id"] == "r"
     assert user_traceback(KeyError("x")).endswith("KeyError: 'x'\n")
+
+
+def test_dict_fast_path_matches_the_general_path() -> None:
+    from ember_runtime.contract import InvalidResult
+
+    class D(dict):  # type: ignore[type-arg]
+        pass
+
+    assert encode_result({"a": [1, "\u00e9"]}) == encode_result(D({"a": [1, "\u00e9"]}))
+    with pytest.raises(InvalidResult, match="not JSON-serialisable"):
+        encode_result({"a": {1, 2}})

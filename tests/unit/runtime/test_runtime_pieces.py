@@ -136,3 +136,47 @@ def test_invoke_sync_maps_errors() -> None:
     assert b"x-request-id: rid" in head and b'"message":"ValueError: no"' in body
     bad = ("rid", "POST", b"/", b"", [(b"content-type", b"application/json")], b"{", 0.0)
     assert invoke_sync(boom, "f", bad)[:2] == (400, "Runtime.MalformedJSON")
+
+
+def test_heads_use_cached_lines_and_carry_the_request_id() -> None:
+    for ctype in ("application/json", "text/plain; charset=utf-8", "application/octet-stream"):
+        head = http_head(200, [("content-type", ctype)], 2, "rid-1")
+        assert head == (
+            b"HTTP/1.1 200 OK\r\ncontent-type: "
+            + ctype.encode()
+            + b"\r\nx-request-id: rid-1\r\ncontent-length: 2\r\n"
+        )
+    # Uncached names and values are encoded as before, in order.
+    head = http_head(200, [("x-a", "\u00e9"), ("x-b", "\u2603")], 0)
+    assert head == b"HTTP/1.1 200 OK\r\nx-a: \xe9\r\nx-b: ?\r\ncontent-length: 0\r\n"
+
+
+def test_a_freed_slot_goes_to_the_queue_before_the_answer_is_written() -> None:
+    """``App.finish`` hands the worker its next call first, so the worker
+    computes while the server writes to the client."""
+    from typing import Any
+
+    from ember_runtime.server import App
+
+    events: list[str] = []
+
+    class Conn:
+        def send(self, reply: Any) -> None:
+            events.append(f"send {reply[0]}")
+
+    class Job:
+        def __init__(self, name: str) -> None:
+            self.name, self.conn, self.started, self.request_id = name, Conn(), 0.0, name
+            self.deadline = 1e18
+
+    app = App.__new__(App)
+    app.limiter = Limiter(concurrency=1, queue_depth=1)
+    app.signals = Signals("f", started_at=0.0)
+    assert app.limiter.try_enter()
+    nxt = Job("next")
+    assert app.limiter.enqueue(nxt)  # type: ignore[arg-type]
+    app._start = lambda job: events.append(f"start {job.name}")  # type: ignore[method-assign]
+    reply = (200, "", b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n", b"")
+    app.finish(Job("first"), reply, None)  # type: ignore[arg-type]
+    assert events == ["start next", "send 200"]
+    assert app.signals.by_status == {200: 1} and app.limiter.inflight == 1
