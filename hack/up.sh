@@ -26,11 +26,15 @@ kubectl_ apply -f examples/hello/function.yaml
 kubectl_ wait --for=condition=Ready function/hello --timeout=180s >/dev/null
 kubectl_ rollout status deployment/hello --timeout=180s >/dev/null
 kubectl_ get functions
-step "invoking hello through its Service"
-ip="$(kubectl_ get service hello -o jsonpath='{.spec.clusterIP}')"
-port="$(kubectl_ get service hello -o jsonpath='{.spec.ports[0].port}')"
+step "invoking hello at a pod its (headless) Service selects"
+# Until the gateway lands, call a pod the Service's EndpointSlice lists: the
+# bridge makes pod IPs reachable from this host.
+slice="endpointslices -l kubernetes.io/service-name=hello"
 for i in $(seq 1 30); do
-  if out="$(curl -fs -m 5 -H 'content-type: application/json' -d '{"name": "Ember"}' "http://$ip:$port/")"; then
+  ip="$(kubectl_ get $slice -o jsonpath='{.items[0].endpoints[0].addresses[0]}' 2>/dev/null || true)"
+  port="$(kubectl_ get $slice -o jsonpath='{.items[0].ports[0].port}' 2>/dev/null || true)"
+  if [[ -n "$ip" && -n "$port" ]] \
+    && out="$(curl -fs -m 5 -H 'content-type: application/json' -d '{"name": "Ember"}' "http://$ip:$port/")"; then
     echo "$out"; break
   fi
   ((i == 30)) && die "hello did not answer"

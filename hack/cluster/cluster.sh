@@ -200,7 +200,7 @@ apiserver_up() {
     --authorization-mode Node,RBAC \
     --enable-admission-plugins NodeRestriction \
     --allow-privileged=true \
-    --profiling=false --v=1
+    --profiling="${EMBER_PROFILING:-false}" --v=1
   wait_for "kube-apiserver /readyz" 90 api_ready
 }
 

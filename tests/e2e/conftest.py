@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 from tests.conftest import on_kind
-from tests.kube_helpers import api_client, create_namespace, delete_namespace
+from tests.kube_helpers import api_client, create_namespace, delete_namespace, eventually
 
 
 @pytest.fixture(scope="session")
@@ -33,16 +33,22 @@ def namespace(k8s: client.ApiClient) -> Iterator[str]:
 def service_url(kubeconfig: str) -> Iterator[object]:
     """Return ``url(namespace, service, port)``: a base URL the test process can reach.
 
-    On the local cluster kube-proxy's rules make ClusterIPs reachable from the
-    host; on kind a ``kubectl port-forward`` stands in.
+    On the local cluster the bridge and kube-proxy's rules make pod IPs and
+    ClusterIPs reachable from the host; a headless Service (a Function's)
+    resolves to a ready address from its EndpointSlice, as the gateway's
+    routing will. On kind a ``kubectl port-forward`` stands in.
     """
     forwards: list[subprocess.Popen[bytes]] = []
 
     def url(namespace: str, service: str, port: int = 80) -> str:
         api = api_client(kubeconfig)
         svc = client.CoreV1Api(api).read_namespaced_service(service, namespace)
+        if svc.spec.cluster_ip == "None":
+            port = svc.spec.ports[0].port
         if not on_kind():
-            return f"http://{svc.spec.cluster_ip}:{port}"
+            if svc.spec.cluster_ip != "None":
+                return f"http://{svc.spec.cluster_ip}:{port}"
+            return f"http://{ready_endpoint(api, namespace, service)}:{port}"
         import socket
 
         with socket.socket() as s:
@@ -59,3 +65,19 @@ def service_url(kubeconfig: str) -> Iterator[object]:
     yield url
     for proc in forwards:
         proc.terminate()
+
+
+def ready_endpoint(api: client.ApiClient, namespace: str, service: str) -> str:
+    """A ready pod address from the Service's EndpointSlices (bounded wait)."""
+
+    def address() -> str | None:
+        slices = client.DiscoveryV1Api(api).list_namespaced_endpoint_slice(
+            namespace, label_selector=f"kubernetes.io/service-name={service}"
+        )
+        for sl in slices.items:
+            for ep in sl.endpoints or []:
+                if ep.conditions and ep.conditions.ready and ep.addresses:
+                    return str(ep.addresses[0])
+        return None
+
+    return eventually(address, timeout=60, what=f"a ready endpoint of {namespace}/{service}")

@@ -129,6 +129,8 @@ def live_hash(obj: Mapping[str, Any]) -> str | None:
 
 
 Query = list[tuple[str, str]]
+FIELD_MANAGER = "ember-operator"
+WRITES = frozenset({"POST", "PUT", "PATCH"})
 
 
 class _SyncTransport:
@@ -222,6 +224,9 @@ class Kube:
         """One call; raises ``ApiError`` for non-2xx and ``TemporaryError`` when
         the server cannot be reached at all."""
         headers = {"Accept": JSON, "Content-Type": content_type}
+        if method in WRITES:
+            # Name Ember in managedFields (``kubectl get --show-managed-fields``).
+            query = {"fieldManager": FIELD_MANAGER, **(query or {})}
         if self._sync is not None:
             try:
                 return await self._sync.request(

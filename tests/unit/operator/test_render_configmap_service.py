@@ -42,11 +42,13 @@ def test_configmap_hash_follows_source(make_function: MakeFn) -> None:
     )
 
 
-def test_service_is_clusterip_port_80_to_http(make_function: MakeFn) -> None:
+def test_service_is_headless_on_the_runtime_port(make_function: MakeFn) -> None:
+    # The gateway balances over pod IPs from EndpointSlices: no virtual IP.
     svc = render_service(make_function())
     assert svc["spec"]["type"] == "ClusterIP"
+    assert svc["spec"]["clusterIP"] == "None"
     assert svc["spec"]["ports"] == [
-        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
     ]
     assert svc["spec"]["selector"] == {"ember.dev/function": "hello"}
     assert render_service(make_function()) == svc

@@ -6,6 +6,12 @@ Function handler and the Deployment watcher) so the last write is always
 computed from the freshest Deployment either of them has seen. The remembered
 status lets the Deployment watcher skip writes that would change nothing,
 which keeps 1,000 idle Functions cheap.
+
+``HandledSpecs`` is kopf's diff base (the last spec handled per object) kept
+in this process. A restarted operator starts empty, so kopf treats every
+object it lists as new and runs its create handler, which converges like
+any other run: the handlers are idempotent and compare with the live
+children before writing.
 """
 
 from __future__ import annotations
@@ -14,11 +20,54 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import kopf
+
 from ember_operator.config import Config
 from ember_operator.kube import Kube
 from ember_operator.status import SpecError
 
 Key = tuple[str, str]  # (namespace, name)
+
+
+class HandledSpecs(kopf.DiffBaseStorage):
+    """kopf's diff base in memory, per (kind, namespace, name) and uid."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._specs: dict[tuple[str, str, str], tuple[str, kopf.BodyEssence]] = {}
+
+    @staticmethod
+    def _key(body: kopf.Body) -> tuple[str, str, str]:
+        meta = body.get("metadata") or {}
+        return (str(body.get("kind")), str(meta.get("namespace")), str(meta.get("name")))
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        hit = self._specs.get(self._key(body))
+        if hit is None or hit[0] != (body.get("metadata") or {}).get("uid"):
+            return None  # never handled, or an older object of the same name
+        return hit[1]
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        # Nothing goes into the patch: no write to the object.
+        self._specs[self._key(body)] = (str((body.get("metadata") or {}).get("uid")), essence)
+
+    def forget(self, kind: str, namespace: str, name: str) -> None:
+        self._specs.pop((kind, namespace, name), None)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+
+class RetryProgress(kopf.AnnotationsProgressStorage):
+    """kopf's retry bookkeeping in ``ember.dev/*`` annotations, written only
+    while a handler is being retried. kopf would also brand every object it
+    touches with an ``ember.dev/kopf-managed`` marker (so that other kopf
+    operators skip these annotations), which is one more write per new
+    Function; the marker is left out, so a handler that succeeds on its first
+    run writes nothing of kopf's."""
+
+    def _store_marker(self, prefix: str, patch: kopf.Patch, body: kopf.Body) -> None:
+        return None
 
 
 @dataclass
@@ -32,6 +81,7 @@ class FunctionState:
 class Context:
     config: Config
     kube: Kube
+    handled: HandledSpecs = field(default_factory=HandledSpecs)
     functions: dict[Key, FunctionState] = field(default_factory=dict)
 
     def state(self, key: Key) -> FunctionState:
@@ -42,6 +92,7 @@ class Context:
 
     def forget(self, key: Key) -> None:
         self.functions.pop(key, None)
+        self.handled.forget("Function", *key)
 
 
 def context_of(memo: Any) -> Context:

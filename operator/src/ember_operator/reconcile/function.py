@@ -1,9 +1,10 @@
 """Function handlers: observe, render, apply, report.
 
-One reconcile serves create, update (spec changes) and resume (operator
-start): every step is safe to repeat, so a restart in the middle (say, after
-the Deployment was created but before status was written) simply runs it
-again and converges on one Deployment and a correct status.
+One reconcile serves create (which includes every Function a starting
+operator lists) and update (spec changes): every step is safe to repeat, so
+a restart in the middle (say, after the Deployment was created but before
+status was written) simply runs it again and converges on one Deployment
+and a correct status.
 
 Function status follows the Deployment through a watch on Deployments
 labelled ``ember.dev/function``: no timers, and a write only when the
@@ -162,11 +163,12 @@ async def apply_children(ctx: Context, fn: FunctionObject, *, fresh: bool) -> di
 
 @kopf.on.create(GROUP, VERSION, "functions")
 async def function_created(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    await reconcile(context_of(memo), body, fresh=True)
+    # "Created" for kopf also means first seen by this operator process
+    # (see HandledSpecs); only one without any status is surely new.
+    await reconcile(context_of(memo), body, fresh=not body.get("status"))
 
 
 @kopf.on.update(GROUP, VERSION, "functions", field="spec")
-@kopf.on.resume(GROUP, VERSION, "functions")
 async def function_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await reconcile(context_of(memo), body, fresh=False)
 

@@ -1,9 +1,14 @@
 """Operator start and stop: kopf settings, the API connection, the config.
 
-Kopf's bookkeeping goes into ``ember.dev/*`` annotations (not status), only
-warnings and errors become Kubernetes Events (an Event per successful handler
-run would cost one extra API call per object), and the API server, not kopf,
-picks out the Deployments Ember owns.
+Kopf remembers the last spec it handled in memory (``HandledSpecs``), not
+in an annotation on every object: that annotation cost one more write per
+Function change (a PATCH of the whole spec, source included, fanned out to
+every watcher), and a new operator process needs no memory anyway, because
+every handler is idempotent. Retries still record their progress in
+``ember.dev/*`` annotations. Only warnings and errors become Kubernetes
+Events (an Event per successful handler run would cost one extra API call
+per object), and the API server, not kopf, picks out the Deployments Ember
+owns.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import kopf
 
 from ember_operator.config import Config
 from ember_operator.kube import Kube
-from ember_operator.reconcile.context import Context, context_of
+from ember_operator.reconcile.context import Context, HandledSpecs, RetryProgress, context_of
 from ember_operator.render.labels import FUNCTION_LABEL
 
 PREFIX = "ember.dev"
@@ -24,17 +29,16 @@ PREFIX = "ember.dev"
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config = Config.from_env()
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.progress_storage = RetryProgress(prefix=PREFIX)
+    handled = HandledSpecs()
+    settings.persistence.diffbase_storage = handled
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.posting.level = logging.INFO if config.post_info_events else logging.WARNING
     settings.posting.reporting_component = "ember-operator"
     # kopf filters handler labels client-side: without this, a cluster-wide
     # operator would receive (and deep-copy) every Deployment in the cluster.
     settings.watching.label_selectors["apps", "deployments"] = FUNCTION_LABEL
-    memo.ember = Context(config=config, kube=await Kube.connect())
+    memo.ember = Context(config=config, kube=await Kube.connect(), handled=handled)
 
 
 @kopf.on.cleanup()

@@ -19,7 +19,6 @@ def _now() -> str:
 
 @kopf.on.create(GROUP, VERSION, "triggers")
 @kopf.on.update(GROUP, VERSION, "triggers", field="spec")
-@kopf.on.resume(GROUP, VERSION, "triggers")
 async def trigger_changed(
     body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any
 ) -> None:
@@ -49,3 +48,10 @@ async def trigger_changed(
     )
     if not found:
         raise kopf.TemporaryError(condition["message"], delay=ctx.config.user_error_retry_seconds)
+
+
+@kopf.on.event(GROUP, VERSION, "triggers")
+async def trigger_event(type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    """Drop what kopf remembers of a deleted Trigger (see HandledSpecs)."""
+    if type == "DELETED":
+        context_of(memo).handled.forget("Trigger", namespace or "", name)

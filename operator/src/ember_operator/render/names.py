@@ -23,7 +23,6 @@ def configmap_name(function: str) -> str:
 CONTAINER_NAME = "function"
 PORT_NAME = "http"
 CONTAINER_PORT = 8080
-SERVICE_PORT = 80
 SOURCE_DIR = "/var/ember/source"
 SOURCE_KEY = "main.py"
 SOURCE_VOLUME = "source"
