@@ -6,12 +6,12 @@ requests/s. Interleaved wrk rounds on loopback; medians.
 The signals cost well under a microsecond per call, far below the noise of
 one 2-second wrk round on a 2-core machine (single rounds differ by +-10 %
 either way, and a pair of processes can stay lucky or unlucky for a whole
-run, depending on where the scheduler puts its workers). So the case runs
-16 rounds, alternating which side goes first, on 4 fresh pairs of
-processes (started in alternating order), and reports the median of the
-per-round ratios.
+run, depending on where the scheduler puts its workers; more so when other
+work shares the machine). So the case runs 24 rounds, alternating which
+side goes first, on 6 fresh pairs of processes (started in alternating
+order), and reports the median of the per-round ratios.
 
-    python bench/metrics_overhead.py [--rounds 16] [--pairs 4] [--seconds 2]
+    python bench/metrics_overhead.py [--rounds 24] [--pairs 6] [--seconds 2]
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from runtime_overhead import start_runtime
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=16)
-    ap.add_argument("--pairs", type=int, default=4, help="fresh on/off processes this often")
+    ap.add_argument("--rounds", type=int, default=24)
+    ap.add_argument("--pairs", type=int, default=6, help="fresh on/off processes this often")
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--concurrency", type=int, default=16)
