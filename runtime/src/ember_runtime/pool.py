@@ -145,17 +145,21 @@ class WorkerPool:
         self.closing = False
         self.broken = False
         self.last_spawn_seconds = 0.0
-        self.full = asyncio.Event()
+        # Set by the first worker: the pod is ready as soon as it can serve
+        # one call (the rest arrive within milliseconds, and calls wait for
+        # them in the queue), which is what a cold start waits for.
+        self.serving = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------
 
     async def start(self, within: float = 60.0, requested: Sequence[tuple[int, int]] = ()) -> None:
-        """Fill the pool; ``requested`` are workers already asked of the zygote."""
+        """Fill the pool (``requested`` are workers already asked of the
+        zygote); return once the first worker can serve."""
         for req_w, rep_r in requested:
             self._adopt(req_w, rep_r)
         for _ in range(self.size - self.starting - len(self.workers)):
             self._spawn()
-        await asyncio.wait_for(self.full.wait(), within)
+        await asyncio.wait_for(self.serving.wait(), within)
 
     def _spawn(self) -> None:
         try:
@@ -184,8 +188,7 @@ class WorkerPool:
         self.last_spawn_seconds = self.loop.time() - w.spawned_at
         self.workers.add(w)
         self.release(w)
-        if len(self.workers) >= self.size:
-            self.full.set()
+        self.serving.set()
 
     def _lost(self, w: WorkerConn) -> None:
         if w not in self.workers:
@@ -201,7 +204,6 @@ class WorkerPool:
             self.idle.remove(w)
         if not self.closing:
             self.restarts += 1
-            self.full.clear()
             self._spawn()
 
     def close(self) -> None:
