@@ -73,3 +73,22 @@ def test_a_retry_is_still_recorded_in_annotations() -> None:
     annotations = patch["metadata"]["annotations"]
     assert list(annotations) == ["ember.dev/function_created"]
     assert '"retries":1' in annotations["ember.dev/function_created"]
+
+
+def test_essence_matches_kopfs_own() -> None:
+    b = body(source="x")
+    b_raw = dict(b)
+    b_raw["metadata"] = {
+        **b["metadata"],
+        "labels": {"team": "a"},
+        "annotations": {"note": "n", "kubectl.kubernetes.io/last-applied-configuration": "{}"},
+        "managedFields": [{"manager": "kubectl"}],
+        "resourceVersion": "7",
+    }
+    b_raw["status"] = {"replicas": 1, "conditions": [{"type": "Ready"}]}
+    full = kopf.Body(b_raw)
+    ours, kopfs = HandledSpecs(), kopf.AnnotationsDiffBaseStorage(prefix="ember.dev")
+    assert ours.build(body=full) == kopfs.build(body=full)
+    extra = ["status.replicas"]
+    assert ours.build(body=full, extra_fields=extra) == kopfs.build(body=full, extra_fields=extra)
+    assert ours.build(body=full, extra_fields=extra)["status"] == {"replicas": 1}

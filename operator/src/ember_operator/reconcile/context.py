@@ -17,8 +17,9 @@ children before writing.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -35,6 +36,21 @@ class HandledSpecs(kopf.DiffBaseStorage):
     def __init__(self) -> None:
         super().__init__()
         self._specs: dict[tuple[str, str, str], tuple[str, kopf.BodyEssence]] = {}
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
+    ) -> kopf.BodyEssence:
+        """kopf's essence (spec, labels, annotations and any extra fields),
+        from a copy of only those parts: kopf deep-copies the whole body,
+        status and managedFields included, on every event (8% of the
+        operator's CPU in the benchmark)."""
+        extra = list(extra_fields or [])
+        tops = {(f.split(".")[0] if isinstance(f, str) else f[0]) for f in extra}
+        slim = {k: v for k, v in body.items() if k != "status" or k in tops}
+        if "metadata" not in tops:
+            meta = body.get("metadata") or {}
+            slim["metadata"] = {k: meta[k] for k in ("labels", "annotations") if k in meta}
+        return super().build(body=kopf.Body(cast(kopf.RawBody, slim)), extra_fields=extra)
 
     @staticmethod
     def _key(body: kopf.Body) -> tuple[str, str, str]:
