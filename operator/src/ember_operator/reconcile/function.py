@@ -101,46 +101,29 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], *, fresh: bool) -> No
     key: Key = (meta["namespace"], meta["name"])
     generation = int(meta.get("generation") or 0)
     state = ctx.state(key)
+    report_here = partial(report, ctx, key, generation=generation, previous=body.get("status"))
     async with state.lock:
         try:
             fn = FunctionObject.from_body(body)
         except ValidationError as e:
             # The CRD schema should make this unreachable; say so rather than crash.
             state.spec_error = st.SpecError(st.REASON_INVALID_SPEC, str(e).splitlines()[0])
-            await report(
-                ctx,
-                key,
-                st.summarize_deployment(None),
-                generation=generation,
-                previous=body.get("status"),
-            )
+            await report_here(st.summarize_deployment(None))
             raise kopf.PermanentError(str(e)) from e
 
+        deployment = None
         state.spec_error = await check_references(ctx, fn)
         if state.spec_error is None:
             try:
                 deployment = await apply_children(ctx, fn, fresh=fresh)
             except UserFault as e:
                 state.spec_error = st.SpecError(e.reason, e.message)
+        await report_here(st.summarize_deployment(deployment))
         if state.spec_error is not None:
-            await report(
-                ctx,
-                key,
-                st.summarize_deployment(None),
-                generation=generation,
-                previous=body.get("status"),
-            )
             # The user (or another controller) has to act; look again later.
             raise kopf.TemporaryError(
                 state.spec_error.message, delay=ctx.config.user_error_retry_seconds
             )
-        await report(
-            ctx,
-            key,
-            st.summarize_deployment(deployment),
-            generation=generation,
-            previous=body.get("status"),
-        )
 
 
 async def apply_children(ctx: Context, fn: FunctionObject, *, fresh: bool) -> dict[str, Any]:
