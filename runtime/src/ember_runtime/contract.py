@@ -237,6 +237,13 @@ _JSON_LIKE = (dict, list, tuple, int, float, bool)
 _JSON_HEADERS = ("content-type", JSON_TYPE)
 
 
+def _json_body(body: Any) -> bytes:
+    try:
+        return _JSON_ENCODE(body).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidResult(f"return value is not JSON-serialisable: {exc}") from None
+
+
 def _encode_body(body: Any) -> tuple[bytes, str | None]:
     # Tuples, not ``bytes | bytearray``: a union is built anew on every call.
     if body is None:
@@ -246,10 +253,7 @@ def _encode_body(body: Any) -> tuple[bytes, str | None]:
     if isinstance(body, str):
         return body.encode("utf-8"), TEXT_TYPE
     if isinstance(body, _JSON_LIKE):
-        try:
-            return _JSON_ENCODE(body).encode("utf-8"), JSON_TYPE
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise InvalidResult(f"return value is not JSON-serialisable: {exc}") from None
+        return _json_body(body), JSON_TYPE
     raise InvalidResult(
         f"handler returned {type(body).__name__}; return dict, list, str, bytes or Response"
     )
@@ -262,10 +266,7 @@ def encode_result(result: Any) -> tuple[int, Headers, bytes]:
     octet-stream, None → 204, ``Response`` → as given.
     """
     if type(result) is dict:  # the common case, first
-        try:
-            return 200, [_JSON_HEADERS], _JSON_ENCODE(result).encode("utf-8")
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise InvalidResult(f"return value is not JSON-serialisable: {exc}") from None
+        return 200, [_JSON_HEADERS], _json_body(result)
     if isinstance(result, Response):
         body, ctype = _encode_body(result.body)
         if not (100 <= int(result.status) <= 599):

@@ -20,7 +20,7 @@ from typing import IO, cast
 
 from ember_runtime import logs
 from ember_runtime.invoke import Reply
-from ember_runtime.wire import HEADER_LEN, frame, loads, request_worker, unpack_len
+from ember_runtime.wire import HEADER_LEN, frame, frame_end, loads, request_worker
 
 
 class WorkerDied(Exception):
@@ -59,22 +59,13 @@ class WorkerConn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         buf = self.buf
         # Common case: exactly one whole reply, no buffering needed.
-        if (
-            not buf
-            and self.on_done is not None
-            and len(data) > HEADER_LEN
-            and len(data) == HEADER_LEN + unpack_len(data)
-            and self.pid
-        ):
+        if not buf and self.on_done is not None and frame_end(data) == len(data) and self.pid:
             done, self.on_done = self.on_done, None
             self.pool.release(self)
             done(loads(memoryview(data)[HEADER_LEN:]), None)
             return
         buf += data
-        while len(buf) >= HEADER_LEN:
-            end = HEADER_LEN + unpack_len(buf)
-            if len(buf) < end:
-                return
+        while end := frame_end(buf):
             msg = loads(memoryview(buf)[HEADER_LEN:end])
             del buf[:end]
             if not self.pid:

@@ -40,13 +40,8 @@ def _status_line(code: int) -> bytes:
 
 # Header lines the runtime itself writes on most answers, encoded once.
 _LINES: dict[tuple[str, str], bytes] = {
-    (k, v): f"{k}: {v}\r\n".encode("latin-1")
-    for k in ("content-type",)
-    for v in (
-        "application/json",
-        "text/plain; charset=utf-8",
-        "application/octet-stream",
-    )
+    ("content-type", v): f"content-type: {v}\r\n".encode("latin-1")
+    for v in ("application/json", "text/plain; charset=utf-8", "application/octet-stream")
 }
 
 
@@ -76,6 +71,18 @@ def frame(obj: Any) -> bytes:
 
 def unpack_len(buf: bytes | bytearray, offset: int = 0) -> int:
     return int(_LEN.unpack_from(buf, offset)[0])
+
+
+def frame_end(buf: bytes | bytearray) -> int:
+    """Where the first whole frame in ``buf`` ends; 0 while it is incomplete.
+
+    ``frame_end(data) == len(data)``: ``data`` is exactly one frame, which
+    a reader can take as it is, without buffering.
+    """
+    if len(buf) < HEADER_LEN:
+        return 0
+    end = HEADER_LEN + unpack_len(buf)
+    return end if end <= len(buf) else 0
 
 
 def loads(payload: bytes | bytearray | memoryview) -> Any:

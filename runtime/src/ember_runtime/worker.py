@@ -29,7 +29,7 @@ from typing import NoReturn
 from ember_runtime.contract import Handler, is_async_handler, load_target
 from ember_runtime.errors import LoadError
 from ember_runtime.invoke import invoke_sync
-from ember_runtime.wire import HEADER_LEN, frame, loads, send_frame, unpack_len
+from ember_runtime.wire import HEADER_LEN, frame, frame_end, loads, send_frame
 
 # Below glibc's mmap threshold: a bigger read buffer costs an mmap/munmap per call.
 RECV_SIZE = 64 * 1024
@@ -66,13 +66,7 @@ def serve_worker(req_fd: int, rep_fd: int, handler: Handler, function: str) -> N
     # frames out of it (a whole single frame is used as it is, unbuffered).
     buf = bytearray()
     while True:
-        req = None
-        while req is None:
-            if len(buf) >= HEADER_LEN and len(buf) >= HEADER_LEN + unpack_len(buf):
-                end = HEADER_LEN + unpack_len(buf)
-                req = loads(memoryview(buf)[HEADER_LEN:end])
-                del buf[:end]
-                break
+        while not (end := frame_end(buf)):
             try:
                 chunk = read(req_fd, RECV_SIZE)
             except InterruptedError:
@@ -81,16 +75,16 @@ def serve_worker(req_fd: int, rep_fd: int, handler: Handler, function: str) -> N
                 chunk = b""
             if not chunk:
                 os._exit(0)
-            if not buf and len(chunk) > HEADER_LEN and len(chunk) == HEADER_LEN + unpack_len(chunk):
+            if not buf and frame_end(chunk) == len(chunk):
                 req = loads(memoryview(chunk)[HEADER_LEN:])
-            else:
-                buf += chunk
+                break
+            buf += chunk
+        else:
+            req = loads(memoryview(buf)[HEADER_LEN:end])
+            del buf[:end]
         data = frame(invoke_sync(handler, function, req))
         try:
-            # One write per reply: a pipe takes up to 64 KiB at once.
-            n = write(rep_fd, data)
-            if n != len(data):
-                send(data[n:])
+            send(data)  # one write in the common case: a pipe takes 64 KiB at once
         except OSError:
             os._exit(0)
 

@@ -180,3 +180,14 @@ def test_a_freed_slot_goes_to_the_queue_before_the_answer_is_written() -> None:
     app.finish(Job("first"), reply, None)  # type: ignore[arg-type]
     assert events == ["start next", "send 200"]
     assert app.signals.by_status == {200: 1} and app.limiter.inflight == 1
+
+
+def test_frame_end_finds_whole_frames_only() -> None:
+    from ember_runtime.wire import HEADER_LEN, frame, frame_end
+
+    one, two = frame(("a", 1)), frame({"b": b"x" * 100})
+    assert frame_end(one) == len(one)  # exactly one frame: take it as it is
+    assert frame_end(one + two) == len(one)
+    assert frame_end(one[:-1]) == 0 and frame_end(one[: HEADER_LEN - 1]) == 0
+    assert frame_end(bytearray(one + two[:5])) == len(one)
+    assert frame_end(b"") == 0
