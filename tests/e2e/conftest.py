@@ -43,12 +43,12 @@ def service_url(kubeconfig: str) -> Iterator[object]:
     def url(namespace: str, service: str, port: int = 80) -> str:
         api = api_client(kubeconfig)
         svc = client.CoreV1Api(api).read_namespaced_service(service, namespace)
-        if svc.spec.cluster_ip == "None":
+        headless = svc.spec.cluster_ip == "None"
+        if headless:
             port = svc.spec.ports[0].port
         if not on_kind():
-            if svc.spec.cluster_ip != "None":
-                return f"http://{svc.spec.cluster_ip}:{port}"
-            return f"http://{ready_endpoint(api, namespace, service)}:{port}"
+            host = ready_endpoint(api, namespace, service) if headless else svc.spec.cluster_ip
+            return f"http://{host}:{port}"
         import socket
 
         with socket.socket() as s:

@@ -53,19 +53,23 @@ class HandledSpecs(kopf.DiffBaseStorage):
         return super().build(body=kopf.Body(cast(kopf.RawBody, slim)), extra_fields=extra)
 
     @staticmethod
-    def _key(body: kopf.Body) -> tuple[str, str, str]:
+    def _key(body: kopf.Body) -> tuple[tuple[str, str, str], str]:
+        """(kind, namespace, name), and the uid that tells objects of one name apart."""
         meta = body.get("metadata") or {}
-        return (str(body.get("kind")), str(meta.get("namespace")), str(meta.get("name")))
+        name = (str(body.get("kind")), str(meta.get("namespace")), str(meta.get("name")))
+        return name, str(meta.get("uid"))
 
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
-        hit = self._specs.get(self._key(body))
-        if hit is None or hit[0] != (body.get("metadata") or {}).get("uid"):
+        key, uid = self._key(body)
+        hit = self._specs.get(key)
+        if hit is None or hit[0] != uid:
             return None  # never handled, or an older object of the same name
         return hit[1]
 
     def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
         # Nothing goes into the patch: no write to the object.
-        self._specs[self._key(body)] = (str((body.get("metadata") or {}).get("uid")), essence)
+        key, uid = self._key(body)
+        self._specs[key] = (uid, essence)
 
     def forget(self, kind: str, namespace: str, name: str) -> None:
         self._specs.pop((kind, namespace, name), None)

@@ -20,7 +20,7 @@ import kopf
 
 from ember_operator.config import Config
 from ember_operator.kube import Kube
-from ember_operator.reconcile.context import Context, HandledSpecs, RetryProgress, context_of
+from ember_operator.reconcile.context import Context, RetryProgress, context_of
 from ember_operator.render.labels import FUNCTION_LABEL
 
 PREFIX = "ember.dev"
@@ -30,15 +30,15 @@ PREFIX = "ember.dev"
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config = Config.from_env()
     settings.persistence.progress_storage = RetryProgress(prefix=PREFIX)
-    handled = HandledSpecs()
-    settings.persistence.diffbase_storage = handled
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.posting.level = logging.INFO if config.post_info_events else logging.WARNING
     settings.posting.reporting_component = "ember-operator"
     # kopf filters handler labels client-side: without this, a cluster-wide
     # operator would receive (and deep-copy) every Deployment in the cluster.
     settings.watching.label_selectors["apps", "deployments"] = FUNCTION_LABEL
-    memo.ember = Context(config=config, kube=await Kube.connect(), handled=handled)
+    memo.ember = ctx = Context(config=config, kube=await Kube.connect())
+    # kopf's diff base is the Context's, so forgetting a Function forgets both.
+    settings.persistence.diffbase_storage = ctx.handled
 
 
 @kopf.on.cleanup()
