@@ -14,13 +14,9 @@ import os
 import socket
 import sys
 
-# Function sources live on read-only mounts (a ConfigMap); never try to
-# write .pyc files next to them.
-sys.dont_write_bytecode = True
-
-from ember_runtime.config import Settings, parse_settings, process_start_time  # noqa: E402
-from ember_runtime.errors import LoadError, LoadFault  # noqa: E402
-from ember_runtime.wire import recv_frame, request_worker  # noqa: E402
+from ember_runtime.config import Settings, parse_settings, process_start_time
+from ember_runtime.errors import LoadError, LoadFault
+from ember_runtime.wire import recv_frame, request_worker
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

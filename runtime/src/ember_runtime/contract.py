@@ -393,6 +393,11 @@ def load_target(spec: str, source: str | None = None) -> Handler:
     """Import the user's module and return its handler, or raise ``LoadError``."""
     target = parse_target(spec)
     origin = source or target.module
+    # Function sources live on read-only mounts (a ConfigMap): never try to
+    # write .pyc files next to them. Only the user's import is affected; the
+    # runtime's own modules keep their compiled bytecode.
+    writes_bytecode = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
     try:
         module = _import_source(source, target) if source else _import_module(target)
     except LoadError:
@@ -407,6 +412,8 @@ def load_target(spec: str, source: str | None = None) -> Handler:
             LoadFault.IMPORT_ERROR,
             f"importing {origin!r} raised {type(exc).__name__}: {exc}\n{user_traceback(exc)}",
         ) from None
+    finally:
+        sys.dont_write_bytecode = writes_bytecode
     fn = getattr(module, target.function, None)
     if fn is None or not callable(fn):
         found = sorted(
