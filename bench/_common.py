@@ -114,6 +114,31 @@ def wrk(url: str, *, seconds: float, connections: int, threads: int = 1) -> dict
     }
 
 
+def _cpu_busy_idle() -> tuple[int, int]:
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, idle
+
+
+def wait_quiet(busy_below: float = 0.3, seconds: int = 3, timeout: float = 120.0) -> float:
+    """Wait until this machine's CPUs have been mostly idle (less than
+    ``busy_below`` of their time busy) for ``seconds`` in a row, so that one
+    side of a benchmark does not pay for the last one's aftermath (the API
+    server's garbage collection of a deleted namespace goes on for a while).
+    Bounded by ``timeout``; returns the seconds waited."""
+    start = time.monotonic()
+    quiet = 0
+    busy0, idle0 = _cpu_busy_idle()
+    while quiet < seconds and time.monotonic() - start < timeout:
+        time.sleep(1.0)
+        busy1, idle1 = _cpu_busy_idle()
+        total = (busy1 - busy0) + (idle1 - idle0)
+        share = (busy1 - busy0) / total if total else 0.0
+        quiet = quiet + 1 if share < busy_below else 0
+        busy0, idle0 = busy1, idle1
+    return time.monotonic() - start
+
+
 def cpu_note() -> str:
     try:
         load = os.getloadavg()[0]
