@@ -27,7 +27,7 @@ from _common import PYTHON, REPO, median, percentile, ratio, report
 from ember_runtime.wire import recv_frame
 
 if TYPE_CHECKING:
-    from ember_runtime.pool import WorkerPool
+    from ember_runtime.pool import WorkerConn, WorkerPool
 
 HELLO = REPO / "examples" / "hello" / "main.py"
 
@@ -54,31 +54,40 @@ async def measure(ctrl: socket.socket, samples: int) -> tuple[list[float], list[
     from ember_runtime.pool import WorkerPool
 
     pool = WorkerPool(ctrl, size=3)
+    back = _on_full_strength(pool)
     await pool.start()
+    await asyncio.wait_for(back.wait(), 10)
     serve_ms: list[float] = []
     refill_ms: list[float] = []
     for _ in range(samples):
-        restarts = pool.restarts
+        back.clear()
         victim = pool.idle[-1]
         t0 = time.perf_counter()
         victim.kill()
         w = await pool.acquire(5.0)  # a warm spare, never the victim
-        req = ("bench", "GET", b"/", b"", [], b"", time.time() + 5)
+        req: tuple[object, ...] = ("bench", "GET", b"/", b"", [], b"", time.time() + 5)
         reply = await pool.call(w, req, 5.0)
         serve_ms.append((time.perf_counter() - t0) * 1000)
         assert reply[0] == 200, reply
-        await asyncio.wait_for(_full(pool, restarts), 10)
+        await asyncio.wait_for(back.wait(), 10)
         refill_ms.append((time.perf_counter() - t0) * 1000)
     pool.close()
     return serve_ms, refill_ms
 
 
-async def _full(pool: WorkerPool, restarts: int) -> None:
-    for _ in range(100_000):  # until the loss has been seen (bounded)
-        if pool.restarts != restarts:
-            break
-        await asyncio.sleep(0)
-    await pool.full.wait()
+def _on_full_strength(pool: WorkerPool) -> asyncio.Event:
+    """An event set whenever a worker's arrival brings the pool back to its
+    size: the moment a replacement has been forked and said hello."""
+    back = asyncio.Event()
+    arrived = pool._arrived
+
+    def hook(w: WorkerConn) -> None:
+        arrived(w)
+        if len(pool.workers) >= pool.size:
+            back.set()
+
+    pool._arrived = hook  # type: ignore[method-assign]
+    return back
 
 
 def cold_spawn_ms() -> float:
