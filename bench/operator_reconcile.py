@@ -114,12 +114,11 @@ def start_operator(side: str, namespace: str, port: int) -> subprocess.Popen[byt
         "EMBER_NAMESPACES": namespace,
         "EMBER_LIVENESS_ENDPOINT": f"http://127.0.0.1:{port}/healthz",
         "EMBER_LOG_LEVEL": "WARNING",
-        "EMBER_KUBE_CLIENT": "sync" if side == "ember-sync" else "asyncio",
         "PYTHONPATH": os.pathsep.join(
             [str(REPO / "operator" / "src"), os.environ.get("PYTHONPATH", "")]
         ),
     }
-    if side.startswith("ember"):
+    if side == "ember":
         cmd = [PYTHON, "-m", "ember_operator"]
     else:
         cmd = [PYTHON, str(REPO / "bench" / f"_operator_{side}.py")]
@@ -258,11 +257,6 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=16, help="parallel creates")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument(
-        "--sync-client",
-        action="store_true",
-        help="also run Ember with the blocking client in threads (EMBER_KUBE_CLIENT=sync)",
-    )
-    parser.add_argument(
         "--only", choices=["noop", "floor", "ember"], help="run one side (for profiling; no ratio)"
     )
     args = parser.parse_args()
@@ -277,7 +271,7 @@ def main() -> int:
     }
     install_crds(client.ApiextensionsV1Api(api))
 
-    sides = ["noop", "floor", "ember"] + (["ember-sync"] if args.sync_client else [])
+    sides = ["noop", "floor", "ember"]
     if args.only:
         sides = [args.only]
     runs: dict[str, list[dict[str, float]]] = {side: [] for side in sides}

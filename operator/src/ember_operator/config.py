@@ -8,6 +8,7 @@ renderers take it as a plain argument instead of reading ``os.environ``.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,23 @@ def parse_namespaces(value: str) -> tuple[str, ...]:
     return tuple(ns.strip() for ns in value.split(",") if ns.strip())
 
 
+def namespace_matches(name: str, pattern: str) -> bool:
+    """Whether ``name`` falls under one kopf namespace pattern, by kopf's
+    rules, for the watches Ember runs itself: comma-separated globs, left
+    to right; ``!glob`` drops a match, a later plain glob brings back only
+    what the first glob matched; a leading ``!`` implies a ``*`` before it."""
+    globs = [g.strip() for g in pattern.split(",")]
+    if globs[0].startswith("!"):
+        globs.insert(0, "*")
+    first = matched = fnmatch.fnmatchcase(name, globs[0])
+    for glob in globs[1:]:
+        if glob.startswith("!"):
+            matched = matched and not fnmatch.fnmatchcase(name, glob.lstrip("!"))
+        else:
+            matched = matched or (first and fnmatch.fnmatchcase(name, glob))
+    return matched
+
+
 @dataclass(frozen=True)
 class Config:
     runtime_image: str = DEFAULT_RUNTIME_IMAGE
@@ -56,6 +74,17 @@ class Config:
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces
+
+    @property
+    def plain_namespaces(self) -> tuple[str, ...] | None:
+        """The namespaces by name, or None when one watch must cover every
+        namespace (cluster-wide, or a pattern) and ``watches`` filters."""
+        if self.clusterwide or any(ch in ns for ns in self.namespaces for ch in "!*?,"):
+            return None
+        return self.namespaces
+
+    def watches(self, namespace: str) -> bool:
+        return self.clusterwide or any(namespace_matches(namespace, p) for p in self.namespaces)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:

@@ -20,8 +20,8 @@ live count, which belongs to the autoscaler.
 The transport is ``kubernetes_asyncio`` on kopf's event loop, with responses
 kept as JSON (no model (de)serialisation). The ``operator_reconcile``
 benchmark chose it: with 1,000 Functions it reached 30.4 objects/s against
-28.3 for the blocking client in the loop's thread pool (EMBER_KUBE_CLIENT=sync,
-kept for re-measuring), at the same operator CPU (17 s) and ~14 MB less RSS.
+28.3 for the blocking client in the loop's thread pool, at the same operator
+CPU (17 s) and ~14 MB less RSS.
 The client is not the bottleneck; kopf's per-event work and the API server's
 writes are. Two details of the client did matter: its session's
 ``trust_env`` (a proxy and ~/.netrc lookup in a worker thread per request,
@@ -33,10 +33,9 @@ smaller share of a saturated API server).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,66 +132,15 @@ FIELD_MANAGER = "ember-operator"
 WRITES = frozenset({"POST", "PUT", "PATCH"})
 
 
-class _SyncTransport:
-    """The official blocking client, each call in the loop's thread pool.
-    Kept (EMBER_KUBE_CLIENT=sync) so the benchmark can compare the two."""
-
-    def __init__(self, pool_size: int) -> None:
-        import kubernetes
-
-        try:
-            kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=os.environ.get("KUBECONFIG") or None
-            )
-        configuration = kubernetes.client.Configuration.get_default_copy()
-        configuration.connection_pool_maxsize = pool_size
-        self._api = kubernetes.client.ApiClient(configuration)
-
-    def _call(
-        self, method: str, url: str, query: Query, headers: dict[str, str], body: Any
-    ) -> tuple[int, bytes]:
-        params = self._api.param_serialize(
-            method=method,
-            resource_path=url,
-            query_params=query,
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        response = self._api.call_api(*params)
-        response.read()  # type: ignore[no-untyped-call]
-        return int(response.status), bytes(response.data or b"")
-
-    async def request(
-        self, method: str, url: str, query: Query, headers: dict[str, str], body: Any
-    ) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        status, data = await loop.run_in_executor(
-            None, self._call, method, url, query, headers, body
-        )
-        if not 200 <= status < 300:
-            raise ApiError(status, data.decode(errors="replace"))
-        result = json.loads(data) if data else {}
-        return result if isinstance(result, dict) else {}
-
-    async def close(self) -> None:
-        self._api.close()  # type: ignore[no-untyped-call]
-
-
 class Kube:
     """A connection to the API server plus the 404/409 policy."""
 
-    def __init__(self, api: Any, sync: _SyncTransport | None = None) -> None:
+    def __init__(self, api: Any) -> None:
         self._api = api
-        self._sync = sync
 
     @classmethod
     async def connect(cls, pool_size: int = 32) -> Kube:
         """In-cluster credentials when present, else the current KUBECONFIG."""
-        if os.environ.get("EMBER_KUBE_CLIENT") == "sync":
-            return cls(None, _SyncTransport(pool_size))
         configuration = k8s_client.Configuration()
         try:
             k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -208,10 +156,7 @@ class Kube:
         return cls(api)
 
     async def close(self) -> None:
-        if self._sync is not None:
-            await self._sync.close()
-        else:
-            await self._api.close()
+        await self._api.close()
 
     async def request(
         self,
@@ -227,13 +172,6 @@ class Kube:
         if method in WRITES:
             # Name Ember in managedFields (``kubectl get --show-managed-fields``).
             query = {"fieldManager": FIELD_MANAGER, **(query or {})}
-        if self._sync is not None:
-            try:
-                return await self._sync.request(
-                    method, url, list((query or {}).items()), headers, body
-                )
-            except OSError as e:
-                raise kopf.TemporaryError(f"{method} {url}: {e!r}", delay=TRANSIENT_DELAY) from e
         try:
             result = await self._api.call_api(
                 url,
@@ -250,6 +188,36 @@ class Kube:
         except (TimeoutError, OSError) as e:
             raise kopf.TemporaryError(f"{method} {url}: {e!r}", delay=TRANSIENT_DELAY) from e
         return result if isinstance(result, dict) else {}
+
+    async def watch(
+        self, url: str, query: Mapping[str, str], timeout_seconds: int
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Stream a watch: one decoded event (``type``, ``object``) per line.
+
+        The API server ends the stream after ``timeout_seconds``; a stream
+        silent for 30 s longer than that is taken for a dead connection.
+        Raises ``ApiError`` for a refused watch (410 Gone among them)."""
+        response = await self._api.call_api(
+            url,
+            "GET",
+            query_params=[
+                *query.items(),
+                ("watch", "true"),
+                ("timeoutSeconds", str(timeout_seconds)),
+            ],
+            header_params={"Accept": JSON},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=aiohttp.ClientTimeout(sock_connect=30, sock_read=timeout_seconds + 30),
+        )
+        try:
+            if response.status != 200:
+                raise ApiError(response.status, (await response.read()).decode(errors="replace"))
+            async for line in response.content:
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            response.release()
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:

@@ -104,6 +104,27 @@ def test_create_update_and_delete(cluster: Cluster, namespace: str, operator: Ko
     wait_for(gone, timeout=60, what="children garbage-collected")
 
 
+def test_deployment_deleted_by_hand_is_put_back(
+    cluster: Cluster, namespace: str, operator: KopfRunner
+) -> None:
+    """The operator follows Deployments with its own watch (outside kopf):
+    a deletion it sees puts the Deployment back, owned by the same Function."""
+    ns = namespace
+    created = cluster.create("functions", ns, function("again", scale={"min": 0, "max": 1}))
+    wait_status(cluster, ns, "again", ready="True", reason="ScaledToZero", generation=1)
+    first = cluster.deployment(ns, "again")
+    cluster.apps.delete_namespaced_deployment("again", ns)
+
+    def replaced() -> Any:
+        d = cluster.deployment(ns, "again")
+        return d if d is not None and d.metadata.uid != first.metadata.uid else None
+
+    second = wait_for(replaced, what="a new Deployment")
+    (owner,) = second.metadata.owner_references
+    assert (owner.kind, owner.uid) == ("Function", created["metadata"]["uid"])
+    wait_status(cluster, ns, "again", ready="True", reason="ScaledToZero", generation=1)
+
+
 def test_image_function_has_no_configmap_and_switch_removes_it(
     cluster: Cluster, namespace: str, operator: KopfRunner
 ) -> None:

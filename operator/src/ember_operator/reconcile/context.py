@@ -27,6 +27,10 @@ from ember_operator.config import Config
 from ember_operator.kube import Kube
 from ember_operator.status import SpecError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ember_operator.reconcile.follow import Follower
+
 Key = tuple[str, str]  # (namespace, name)
 
 
@@ -103,6 +107,7 @@ class Context:
     kube: Kube
     handled: HandledSpecs = field(default_factory=HandledSpecs)
     functions: dict[Key, FunctionState] = field(default_factory=dict)
+    follower: Follower | None = None  # set at startup (see lifecycle)
 
     def state(self, key: Key) -> FunctionState:
         st = self.functions.get(key)

@@ -7,8 +7,8 @@ status was written) simply runs it again and converges on one Deployment
 and a correct status.
 
 Function status follows the Deployment through a watch on Deployments
-labelled ``ember.dev/function``: no timers, and a write only when the
-summary actually changes.
+labelled ``ember.dev/function`` (``follow``, outside kopf): no timers, and a
+write only when the summary actually changes.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from ember_operator.reconcile.context import Context, Key, context_of
 from ember_operator.render.common import FunctionObject
 from ember_operator.render.configmap import render_configmap
 from ember_operator.render.deployment import desired_replicas, render_deployment
-from ember_operator.render.labels import FUNCTION_LABEL
 from ember_operator.render.names import configmap_name
 from ember_operator.render.service import render_service
 
@@ -162,18 +161,17 @@ async def function_deleted(namespace: str | None, name: str, memo: Any, **_: Any
     context_of(memo).forget((namespace or "", name))
 
 
-@kopf.on.event("apps", "v1", "deployments", labels={FUNCTION_LABEL: kopf.PRESENT})
-async def deployment_changed(
-    type: str, body: kopf.Body, namespace: str | None, memo: Any, **_: Any
-) -> None:
+async def deployment_event(ctx: Context, type: str, body: Mapping[str, Any]) -> None:
+    """A Function's Deployment changed (see ``follow``): report the status it
+    implies, or put the Deployment back if it was deleted by hand."""
     owner = controller_ref(body)
-    if owner is None or owner.get("kind") != "Function" or namespace is None:
+    namespace = (body.get("metadata") or {}).get("namespace")
+    if owner is None or owner.get("kind") != "Function" or not namespace:
         return
-    ctx = context_of(memo)
-    key: Key = (namespace, str(owner["name"]))
+    key: Key = (str(namespace), str(owner["name"]))
     if type == "DELETED":
         # Cascade (the Function is gone) or a manual delete: put it back.
-        function = await ctx.kube.get("Function", namespace, key[1])
+        function = await ctx.kube.get("Function", *key)
         if function is None or function["metadata"].get("deletionTimestamp"):
             ctx.forget(key)
         elif function["metadata"]["uid"] == owner.get("uid"):

@@ -7,8 +7,7 @@ every watcher), and a new operator process needs no memory anyway, because
 every handler is idempotent. Retries still record their progress in
 ``ember.dev/*`` annotations. Only warnings and errors become Kubernetes
 Events (an Event per successful handler run would cost one extra API call
-per object), and the API server, not kopf, picks out the Deployments Ember
-owns.
+per object). Deployments are followed outside kopf (``follow``).
 """
 
 from __future__ import annotations
@@ -21,7 +20,8 @@ import kopf
 from ember_operator.config import Config
 from ember_operator.kube import Kube
 from ember_operator.reconcile.context import Context, RetryProgress, context_of
-from ember_operator.render.labels import FUNCTION_LABEL
+from ember_operator.reconcile.follow import Follower
+from ember_operator.reconcile.function import deployment_event
 
 PREFIX = "ember.dev"
 
@@ -33,15 +33,17 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.posting.level = logging.INFO if config.post_info_events else logging.WARNING
     settings.posting.reporting_component = "ember-operator"
-    # kopf filters handler labels client-side: without this, a cluster-wide
-    # operator would receive (and deep-copy) every Deployment in the cluster.
-    settings.watching.label_selectors["apps", "deployments"] = FUNCTION_LABEL
     memo.ember = ctx = Context(config=config, kube=await Kube.connect())
     # kopf's diff base is the Context's, so forgetting a Function forgets both.
     settings.persistence.diffbase_storage = ctx.handled
+    ctx.follower = Follower(ctx, deployment_event)
+    ctx.follower.start()
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     if getattr(memo, "ember", None) is not None:
-        await context_of(memo).kube.close()
+        ctx = context_of(memo)
+        if ctx.follower is not None:
+            await ctx.follower.stop()
+        await ctx.kube.close()

@@ -1,0 +1,134 @@
+"""The Deployment follower's own logic: which events it takes, coalescing per
+Function, retries, and what a re-list infers. The API server is a fake here
+(pure logic); the watch against a real one is covered by the operator's
+integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+import pytest
+from kopf._cogs.structs.references import match_namespace
+
+from ember_operator.config import Config, namespace_matches
+from ember_operator.reconcile.context import Context
+from ember_operator.reconcile.follow import Follower, Watch
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["apps", "app*", "!bench-*", "!ember-it-*,!bench-*", "myapp-*, !*-pr-*, *pr-123", "a?c"],
+)
+@pytest.mark.parametrize(
+    "name", ["apps", "app", "bench-1", "ember-it-x", "myapp-pr-123", "myapp-pr-4", "abc", "x"]
+)
+def test_namespace_patterns_match_as_kopf_matches_them(name: str, pattern: str) -> None:
+    assert namespace_matches(name, pattern) == match_namespace(name, pattern)
+
+
+def test_plain_namespaces_get_their_own_watch_and_patterns_one_filtered() -> None:
+    assert Config(namespaces=("a", "b")).plain_namespaces == ("a", "b")
+    assert Config().plain_namespaces is None
+    patterned = Config(namespaces=("!bench-*",))
+    assert patterned.plain_namespaces is None
+    assert patterned.watches("team") and not patterned.watches("bench-7")
+
+
+def deployment(
+    ns: str, name: str, owner: str | None = None, kind: str = "Function"
+) -> dict[str, Any]:
+    refs = (
+        [{"kind": kind, "name": owner, "uid": f"uid-{owner}", "controller": True}] if owner else []
+    )
+    return {"metadata": {"namespace": ns, "name": name, "ownerReferences": refs}, "n": 0}
+
+
+class Recorder:
+    def __init__(self, fail_first: int = 0, pause: asyncio.Event | None = None) -> None:
+        self.calls: list[tuple[str, str, int]] = []
+        self.fail_first = fail_first
+        self.pause = pause
+
+    async def __call__(self, ctx: Context, kind: str, body: Mapping[str, Any]) -> None:
+        if self.pause is not None:
+            await self.pause.wait()
+        self.calls.append((kind, body["metadata"]["name"], body.get("n", 0)))
+        if self.fail_first:
+            self.fail_first -= 1
+            raise kopf.TemporaryError("try again", delay=0.01)
+
+
+def follower(handler: Recorder, namespaces: tuple[str, ...] = ()) -> Follower:
+    return Follower(Context(config=Config(namespaces=namespaces), kube=None), handler)  # type: ignore[arg-type]
+
+
+async def settle(f: Follower) -> None:
+    for _ in range(100):
+        await asyncio.sleep(0.005)
+        if not f._busy and not f._latest:
+            return
+
+
+async def test_only_function_deployments_in_watched_namespaces_are_handled() -> None:
+    rec = Recorder()
+    f = follower(rec, namespaces=("!bench-*",))
+    f.dispatch("ADDED", deployment("team", "a", owner="a"))
+    f.dispatch("ADDED", deployment("team", "b"))  # no owner
+    f.dispatch("ADDED", deployment("team", "c", owner="c", kind="ReplicaSet"))
+    f.dispatch("ADDED", deployment("bench-1", "d", owner="d"))  # not watched
+    await settle(f)
+    assert rec.calls == [("ADDED", "a", 0)]
+
+
+async def test_events_of_one_function_are_coalesced_to_the_newest() -> None:
+    gate = asyncio.Event()
+    rec = Recorder(pause=gate)
+    f = follower(rec)
+    for n in range(4):
+        d = deployment("ns", "fn", owner="fn")
+        d["n"] = n
+        f.dispatch("MODIFIED", d)
+        await asyncio.sleep(0)  # the first is taken at once; the rest wait
+    gate.set()
+    await settle(f)
+    assert rec.calls == [("MODIFIED", "fn", 0), ("MODIFIED", "fn", 3)]
+
+
+async def test_a_failed_event_is_tried_again_after_its_delay() -> None:
+    rec = Recorder(fail_first=1)
+    f = follower(rec)
+    f.dispatch("MODIFIED", deployment("ns", "fn", owner="fn"))
+    await asyncio.sleep(0.1)
+    await settle(f)
+    assert rec.calls == [("MODIFIED", "fn", 0), ("MODIFIED", "fn", 0)]
+
+
+class PagedKube:
+    def __init__(self, pages: list[list[dict[str, Any]]]) -> None:
+        self.pages = pages
+        self.queries: list[dict[str, str]] = []
+
+    async def request(self, method: str, url: str, query: Mapping[str, str]) -> dict[str, Any]:
+        self.queries.append(dict(query))
+        i = int(query.get("continue", "0"))
+        more = {"continue": str(i + 1)} if i + 1 < len(self.pages) else {}
+        return {"items": self.pages[i], "metadata": {"resourceVersion": "42", **more}}
+
+
+async def test_relist_reads_every_page_and_infers_deletions_missed_meanwhile() -> None:
+    rec = Recorder()
+    f = follower(rec)
+    kube = PagedKube([[deployment("ns", "a", owner="a")], [deployment("ns", "b", owner="b")]])
+    w = Watch(kube, "/apis/apps/v1/deployments", f)  # type: ignore[arg-type]
+    w.remember(deployment("ns", "gone", owner="gone"))
+    assert await w.relist() == "42"
+    await settle(f)
+    assert sorted(rec.calls) == [("DELETED", "gone", 0), ("MODIFIED", "a", 0), ("MODIFIED", "b", 0)]
+    assert set(w.known) == {("ns", "a"), ("ns", "b")}
+    assert [q.get("continue") for q in kube.queries] == [None, "1"]
+    assert all(q["labelSelector"] == "ember.dev/function" for q in kube.queries)
