@@ -27,6 +27,7 @@ def test_config_defaults_and_env() -> None:
             "EMBER_GATEWAY_URL": "http://gw/",
             "EMBER_DEFAULT_MEMORY_LIMIT": "1Gi",
             "EMBER_MAX_BODY_BYTES": "10",
+            "EMBER_RECONCILE_CONCURRENCY": "8",
         }
     )
     assert cfg.runtime_image == "r:1"
@@ -35,6 +36,7 @@ def test_config_defaults_and_env() -> None:
     assert cfg.default_resources["limits"]["memory"] == "1Gi"
     assert cfg.default_resources["requests"]["memory"] == "64Mi"
     assert cfg.max_body_bytes == 10
+    assert default.reconcile_concurrency == 64 and cfg.reconcile_concurrency == 8
 
 
 def test_namespace_patterns_stay_one_kopf_pattern() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import kopf
 import pytest
 
+from ember_operator.config import Config
 from ember_operator.reconcile.context import Context, HandledSpecs, RetryProgress
 
 pytestmark = pytest.mark.unit
@@ -45,7 +46,7 @@ def test_a_new_object_of_the_same_name_is_not_the_handled_one() -> None:
 
 
 def test_forgetting_a_function_drops_its_spec() -> None:
-    ctx = Context(config=None, kube=None)  # type: ignore[arg-type]
+    ctx = Context(config=Config(), kube=None)  # type: ignore[arg-type]
     b = body()
     ctx.handled.store(body=b, patch=kopf.Patch(), essence=ctx.handled.build(body=b))
     ctx.state(("ns", "fn"))

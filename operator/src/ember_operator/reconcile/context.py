@@ -108,6 +108,10 @@ class Context:
     handled: HandledSpecs = field(default_factory=HandledSpecs)
     functions: dict[Key, FunctionState] = field(default_factory=dict)
     follower: Follower | None = None  # set at startup (see lifecycle)
+    reconciling: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reconciling = asyncio.Semaphore(self.config.reconcile_concurrency)
 
     def state(self, key: Key) -> FunctionState:
         st = self.functions.get(key)

@@ -101,7 +101,7 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], *, fresh: bool) -> No
     generation = int(meta.get("generation") or 0)
     state = ctx.state(key)
     report_here = partial(report, ctx, key, generation=generation, previous=body.get("status"))
-    async with state.lock:
+    async with state.lock, ctx.reconciling:
         try:
             fn = FunctionObject.from_body(body)
         except ValidationError as e:
