@@ -13,9 +13,11 @@ import kopf
 import pytest
 from kopf._cogs.structs.references import match_namespace
 
+from ember_operator import status as st
 from ember_operator.config import Config, namespace_matches
 from ember_operator.reconcile.context import Context
 from ember_operator.reconcile.follow import Follower, Watch
+from ember_operator.reconcile.function import deployment_event
 
 pytestmark = pytest.mark.unit
 
@@ -132,3 +134,64 @@ async def test_relist_reads_every_page_and_infers_deletions_missed_meanwhile() -
     assert set(w.known) == {("ns", "a"), ("ns", "b")}
     assert [q.get("continue") for q in kube.queries] == [None, "1"]
     assert all(q["labelSelector"] == "ember.dev/function" for q in kube.queries)
+
+
+async def test_a_permanent_error_is_not_tried_again() -> None:
+    class Fails(Recorder):
+        async def __call__(self, ctx: Context, kind: str, body: Mapping[str, Any]) -> None:
+            await super().__call__(ctx, kind, body)
+            raise kopf.PermanentError("no")
+
+    rec = Fails()
+    f = follower(rec)
+    f.dispatch("MODIFIED", deployment("ns", "fn", owner="fn"))
+    await asyncio.sleep(0.05)
+    await settle(f)
+    assert rec.calls == [("MODIFIED", "fn", 0)]
+
+
+class StatusKube:
+    def __init__(self) -> None:
+        self.patches: list[tuple[str, str, str, dict[str, Any]]] = []
+
+    async def patch_status(self, kind: str, ns: str, name: str, status: Any) -> bool:
+        self.patches.append((kind, ns, name, dict(status)))
+        return True
+
+
+def ready_deployment() -> dict[str, Any]:
+    d = deployment("ns", "fn", owner="fn")
+    d["metadata"]["generation"] = 1
+    d["spec"] = {"replicas": 1}
+    d["status"] = {
+        "observedGeneration": 1,
+        "replicas": 1,
+        "readyReplicas": 1,
+        "updatedReplicas": 1,
+        "availableReplicas": 1,
+    }
+    return d
+
+
+async def test_deployment_event_of_a_function_reconciled_here_reports_its_status() -> None:
+    kube = StatusKube()
+    ctx = Context(config=Config(), kube=kube)  # type: ignore[arg-type]
+    ctx.state(("ns", "fn")).last_status = {}
+    await deployment_event(ctx, "MODIFIED", ready_deployment())
+    ((kind, ns, name, status),) = kube.patches
+    assert (kind, ns, name) == ("Function", "ns", "fn")
+    assert status["readyReplicas"] == 1
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", st.REASON_AVAILABLE)
+    # The same Deployment again changes nothing, so nothing is written.
+    await deployment_event(ctx, "MODIFIED", ready_deployment())
+    assert len(kube.patches) == 1
+
+
+async def test_deployment_event_before_the_functions_first_reconcile_writes_nothing() -> None:
+    kube = StatusKube()
+    ctx = Context(config=Config(), kube=kube)  # type: ignore[arg-type]
+    await deployment_event(ctx, "MODIFIED", ready_deployment())
+    ctx.state(("ns", "fn"))  # a reconcile has begun but not reported yet
+    await deployment_event(ctx, "MODIFIED", ready_deployment())
+    assert kube.patches == [] and ctx.functions[("ns", "fn")].last_status is None

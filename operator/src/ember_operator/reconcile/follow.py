@@ -62,6 +62,7 @@ class Follower:
         self._latest: dict[Key, Event] = {}
         self._busy: set[Key] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped = False
 
     # --- lifecycle ------------------------------------------------------
 
@@ -71,6 +72,7 @@ class Follower:
             self._spawn(Watch(self.ctx.kube, deployments_path(namespace), self).run())
 
     async def stop(self) -> None:
+        self._stopped = True
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -108,7 +110,9 @@ class Follower:
             while (event := self._latest.pop(key, None)) is not None:
                 try:
                     await self.handler(self.ctx, *event)
-                except (kopf.TemporaryError, kopf.PermanentError, ApiError) as e:
+                except kopf.PermanentError as e:
+                    log.error("Deployment of Function %s/%s: %s", *key, e)
+                except (kopf.TemporaryError, ApiError) as e:
                     delay = getattr(e, "delay", None) or RETRY_DELAY
                     log.warning("Deployment of Function %s/%s: %s", *key, e)
                     asyncio.get_running_loop().call_later(delay, self._retry, key, event)
@@ -118,7 +122,8 @@ class Follower:
             self._busy.discard(key)
 
     def _retry(self, key: Key, event: Event) -> None:
-        if key not in self._latest:  # a newer event supersedes the failed one
+        # A newer event supersedes the failed one; a stopped follower retries nothing.
+        if key not in self._latest and not self._stopped:
             self.dispatch(*event)
 
 

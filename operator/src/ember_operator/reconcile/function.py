@@ -177,8 +177,15 @@ async def deployment_event(ctx: Context, type: str, body: Mapping[str, Any]) -> 
         elif function["metadata"]["uid"] == owner.get("uid"):
             await reconcile(ctx, function, fresh=False)
         return
-    state = ctx.state(key)
+    state = ctx.functions.get(key)
+    if state is None:
+        # Not reconciled by this process yet. Its reconcile (kopf runs one
+        # for every Function when the operator starts) reports from the live
+        # Deployment; answering here too would write every status twice.
+        return
     async with state.lock:
+        if state.last_status is None:
+            return  # that reconcile failed before reporting; kopf retries it
         await report(ctx, key, st.summarize_deployment(body))
     if state.last_status is None:  # the Function is gone: nothing to remember
         ctx.forget(key)
