@@ -51,10 +51,13 @@ def deployment(
 
 
 class Recorder:
-    def __init__(self, fail_first: int = 0, pause: asyncio.Event | None = None) -> None:
+    def __init__(
+        self, fail_first: int = 0, pause: asyncio.Event | None = None, delay: float = 0.01
+    ) -> None:
         self.calls: list[tuple[str, str, int]] = []
         self.fail_first = fail_first
         self.pause = pause
+        self.delay = delay
 
     async def __call__(self, ctx: Context, kind: str, body: Mapping[str, Any]) -> None:
         if self.pause is not None:
@@ -62,7 +65,7 @@ class Recorder:
         self.calls.append((kind, body["metadata"]["name"], body.get("n", 0)))
         if self.fail_first:
             self.fail_first -= 1
-            raise kopf.TemporaryError("try again", delay=0.01)
+            raise kopf.TemporaryError("try again", delay=self.delay)
 
 
 def follower(handler: Recorder, namespaces: tuple[str, ...] = ()) -> Follower:
@@ -195,3 +198,17 @@ async def test_deployment_event_before_the_functions_first_reconcile_writes_noth
     ctx.state(("ns", "fn"))  # a reconcile has begun but not reported yet
     await deployment_event(ctx, "MODIFIED", ready_deployment())
     assert kube.patches == [] and ctx.functions[("ns", "fn")].last_status is None
+
+
+async def test_a_failed_event_is_not_retried_once_a_newer_one_was_handled() -> None:
+    rec = Recorder(fail_first=1, delay=0.3)
+    f = follower(rec)
+    f.dispatch("MODIFIED", deployment("ns", "fn", owner="fn"))
+    await settle(f)
+    newer = deployment("ns", "fn", owner="fn")
+    newer["n"] = 1
+    f.dispatch("MODIFIED", newer)  # handled before the retry of the first is due
+    await settle(f)
+    await asyncio.sleep(0.4)  # past the failed event's retry
+    await settle(f)
+    assert rec.calls == [("MODIFIED", "fn", 0), ("MODIFIED", "fn", 1)]

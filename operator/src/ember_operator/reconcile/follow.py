@@ -61,6 +61,7 @@ class Follower:
         self.handler = handler
         self._latest: dict[Key, Event] = {}
         self._busy: set[Key] = set()
+        self._failed: dict[Key, Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = False
 
@@ -100,6 +101,7 @@ class Follower:
         key = self.owner_of(deployment)
         if key is None:
             return
+        self._failed.pop(key, None)  # a newer event supersedes a failed one
         self._latest[key] = (kind, deployment)
         if key not in self._busy:
             self._busy.add(key)
@@ -115,6 +117,7 @@ class Follower:
                 except (kopf.TemporaryError, ApiError) as e:
                     delay = getattr(e, "delay", None) or RETRY_DELAY
                     log.warning("Deployment of Function %s/%s: %s", *key, e)
+                    self._failed[key] = event
                     asyncio.get_running_loop().call_later(delay, self._retry, key, event)
                 except Exception:
                     log.exception("Deployment of Function %s/%s: unexpected error", *key)
@@ -122,8 +125,9 @@ class Follower:
             self._busy.discard(key)
 
     def _retry(self, key: Key, event: Event) -> None:
-        # A newer event supersedes the failed one; a stopped follower retries nothing.
-        if key not in self._latest and not self._stopped:
+        """Try a failed event again, unless a newer one came meanwhile (even
+        one already handled) or the follower has stopped."""
+        if self._failed.get(key) is event and not self._stopped:
             self.dispatch(*event)
 
 
