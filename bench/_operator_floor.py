@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from typing import Any
 from urllib.parse import urlparse
 
@@ -84,7 +85,10 @@ async def main() -> None:
 
     async def one(body: dict[str, Any]) -> None:
         async with slots:
-            await handle(kube, config, body)
+            try:
+                await handle(kube, config, body)
+            except Exception as e:  # say so: the benchmark then times out on it
+                print(f"floor: {body['metadata']['name']}: {e!r}", file=sys.stderr, flush=True)
 
     custom = CustomObjectsApi(kube._api)
     while True:  # the watch times out now and then; the seen set makes it safe
@@ -98,8 +102,10 @@ async def main() -> None:
         )
         async for event in stream:
             obj = event["object"]
+            if event["type"] != "ADDED" or obj.get("status"):
+                continue  # ERROR events (a stale watch) end with the stream's timeout
             uid = obj["metadata"]["uid"]
-            if event["type"] != "ADDED" or uid in seen or obj.get("status"):
+            if uid in seen:
                 continue
             seen.add(uid)
             task = asyncio.create_task(one(obj))

@@ -223,6 +223,7 @@ def run_side(
             "rss_growth_mb_per_1000": (rss_after - rss_before) * 1000 / count,
             "deployments": float(deployments),
             "operator_cpu_seconds": cpu_used,
+            "quiet_wait_seconds": waited,
         }
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -35,7 +35,7 @@ def parse_namespaces(value: str) -> tuple[str, ...]:
         return ()
     if any(ch in value for ch in "!*?"):
         return (value,)
-    return tuple(ns.strip() for ns in value.split(",") if ns.strip())
+    return tuple(dict.fromkeys(ns.strip() for ns in value.split(",") if ns.strip()))
 
 
 def namespace_matches(name: str, pattern: str) -> bool:

@@ -33,9 +33,10 @@ smaller share of a saturated API server).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,8 +136,11 @@ WRITES = frozenset({"POST", "PUT", "PATCH"})
 class Kube:
     """A connection to the API server plus the 404/409 policy."""
 
-    def __init__(self, api: Any) -> None:
+    def __init__(self, api: Any, watch_api: Any = None) -> None:
         self._api = api
+        # Watches hold a connection for minutes each: they get their own
+        # pool, so they never take one of the requests' connections.
+        self._watch_api = watch_api if watch_api is not None else api
 
     @classmethod
     async def connect(cls, pool_size: int = 32) -> Kube:
@@ -150,13 +154,19 @@ class Kube:
                 config_file=os.environ.get("KUBECONFIG") or None,
                 client_configuration=configuration,
             )
+        watch_configuration = copy.copy(configuration)
+        watch_configuration.connection_pool_maxsize = 0  # no limit: one per watch
         configuration.connection_pool_maxsize = pool_size
         api = k8s_client.ApiClient(configuration)
-        _no_env_lookups(api)
-        return cls(api)
+        watch_api = k8s_client.ApiClient(watch_configuration)
+        for client in (api, watch_api):
+            _no_env_lookups(client)
+        return cls(api, watch_api)
 
     async def close(self) -> None:
         await self._api.close()
+        if self._watch_api is not self._api:
+            await self._watch_api.close()
 
     async def request(
         self,
@@ -185,19 +195,21 @@ class Kube:
             )
         except ApiException as e:
             raise ApiError(int(e.status or 0), str(e.body or e.reason)) from e
-        except (TimeoutError, OSError) as e:
+        except (TimeoutError, OSError, aiohttp.ClientError) as e:
+            # ClientError: a kept-alive connection the server had closed, a
+            # cut-off body; neither is an OSError.
             raise kopf.TemporaryError(f"{method} {url}: {e!r}", delay=TRANSIENT_DELAY) from e
         return result if isinstance(result, dict) else {}
 
     async def watch(
         self, url: str, query: Mapping[str, str], timeout_seconds: int
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Stream a watch: one decoded event (``type``, ``object``) per line.
 
         The API server ends the stream after ``timeout_seconds``; a stream
         silent for 30 s longer than that is taken for a dead connection.
         Raises ``ApiError`` for a refused watch (410 Gone among them)."""
-        response = await self._api.call_api(
+        response = await self._watch_api.call_api(
             url,
             "GET",
             query_params=[

@@ -6,7 +6,7 @@ integration tests."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import kopf
@@ -15,9 +15,10 @@ from kopf._cogs.structs.references import match_namespace
 
 from ember_operator import status as st
 from ember_operator.config import Config, namespace_matches
+from ember_operator.kube import ApiError
 from ember_operator.reconcile.context import Context
 from ember_operator.reconcile.follow import Follower, Watch
-from ember_operator.reconcile.function import deployment_event
+from ember_operator.reconcile.function import deployment_event, report
 
 pytestmark = pytest.mark.unit
 
@@ -212,3 +213,87 @@ async def test_a_failed_event_is_not_retried_once_a_newer_one_was_handled() -> N
     await asyncio.sleep(0.4)  # past the failed event's retry
     await settle(f)
     assert rec.calls == [("MODIFIED", "fn", 0), ("MODIFIED", "fn", 1)]
+
+
+async def test_a_failed_event_is_not_retried_when_a_newer_one_came_while_it_ran() -> None:
+    gate = asyncio.Event()
+    rec = Recorder(fail_first=1, pause=gate, delay=0.05)
+    f = follower(rec)
+    f.dispatch("MODIFIED", deployment("ns", "fn", owner="fn"))
+    await asyncio.sleep(0)  # the first is being handled (and will fail)
+    newer = deployment("ns", "fn", owner="fn")
+    newer["n"] = 1
+    f.dispatch("MODIFIED", newer)
+    gate.set()
+    await settle(f)
+    await asyncio.sleep(0.15)  # past the failed event's retry delay
+    await settle(f)
+    assert rec.calls == [("MODIFIED", "fn", 0), ("MODIFIED", "fn", 1)]
+
+
+async def test_after_a_restart_an_unchanged_status_still_lets_deployment_events_report() -> None:
+    """A restarted operator's reconcile may find the stored status already
+    right and write nothing; later Deployment changes must still be reported."""
+    key = ("ns", "fn")
+    zero = st.summarize_deployment({"spec": {"replicas": 0}, "status": {}})
+    before = StatusKube()
+    await report(Context(config=Config(), kube=before), key, zero, generation=1)  # type: ignore[arg-type]
+    ((*_, stored),) = before.patches
+
+    kube = StatusKube()
+    ctx = Context(config=Config(), kube=kube)  # type: ignore[arg-type]
+    await report(ctx, key, zero, generation=1, previous=stored)
+    assert kube.patches == []  # nothing to write
+    await deployment_event(ctx, "MODIFIED", ready_deployment())
+    ((_, _, _, status),) = kube.patches
+    assert status["readyReplicas"] == 1
+
+
+class ScriptedWatchKube:
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events = events
+        self.queries: list[dict[str, str]] = []
+
+    async def watch(
+        self, url: str, query: Mapping[str, str], timeout_seconds: int
+    ) -> AsyncIterator[dict[str, Any]]:
+        self.queries.append(dict(query))
+        for event in self.events:
+            yield event
+
+
+def versioned(d: dict[str, Any], version: str) -> dict[str, Any]:
+    d["metadata"]["resourceVersion"] = version
+    return d
+
+
+async def test_watch_follows_events_and_returns_the_last_version() -> None:
+    rec = Recorder()
+    f = follower(rec)
+    kube = ScriptedWatchKube(
+        [
+            {"type": "ADDED", "object": versioned(deployment("ns", "a", owner="a"), "6")},
+            {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "7"}}},
+            {"type": "ADDED", "object": versioned(deployment("ns", "b", owner="b"), "8")},
+            {"type": "DELETED", "object": versioned(deployment("ns", "a", owner="a"), "9")},
+            {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "10"}}},
+        ]
+    )
+    w = Watch(kube, "/apis/apps/v1/deployments", f)  # type: ignore[arg-type]
+    assert await w.watch("5") == "10"
+    await settle(f)
+    assert kube.queries[0]["resourceVersion"] == "5"
+    assert kube.queries[0]["allowWatchBookmarks"] == "true"
+    assert set(w.known) == {("ns", "b")}
+    # a's two events came before its handler ran: only the newest is handled.
+    assert sorted(rec.calls) == [("ADDED", "b", 0), ("DELETED", "a", 0)]
+
+
+async def test_watch_says_list_again_on_410_and_raises_other_errors() -> None:
+    f = follower(Recorder())
+    gone = ScriptedWatchKube([{"type": "ERROR", "object": {"code": 410, "message": "too old"}}])
+    assert await Watch(gone, "/p", f).watch("5") is None  # type: ignore[arg-type]
+    broken = ScriptedWatchKube([{"type": "ERROR", "object": {"code": 500, "message": "boom"}}])
+    with pytest.raises(ApiError) as err:
+        await Watch(broken, "/p", f).watch("5")  # type: ignore[arg-type]
+    assert err.value.status == 500

@@ -42,6 +42,7 @@ Event = tuple[str, dict[str, Any]]
 WATCH_SECONDS = 300
 LIST_PAGE = 500
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
+STEADY_SECONDS = 5.0  # a watch that lasted this long resets the backoff
 RETRY_DELAY = 5.0  # for a failure that names no delay of its own
 
 
@@ -115,10 +116,11 @@ class Follower:
                 except kopf.PermanentError as e:
                     log.error("Deployment of Function %s/%s: %s", *key, e)
                 except (kopf.TemporaryError, ApiError) as e:
-                    delay = getattr(e, "delay", None) or RETRY_DELAY
                     log.warning("Deployment of Function %s/%s: %s", *key, e)
-                    self._failed[key] = event
-                    asyncio.get_running_loop().call_later(delay, self._retry, key, event)
+                    if key not in self._latest:  # else a newer event is next anyway
+                        self._failed[key] = event
+                        delay = getattr(e, "delay", None) or RETRY_DELAY
+                        asyncio.get_running_loop().call_later(delay, self._retry, key, event)
                 except Exception:
                     log.exception("Deployment of Function %s/%s: unexpected error", *key)
         finally:
@@ -143,27 +145,33 @@ class Watch:
         self.known: dict[tuple[str, str], dict[str, Any]] = {}
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         backoff = BACKOFF_FIRST
         version: str | None = None
         while True:
+            started = loop.time()
             try:
                 if version is None:
                     version = await self.relist()
                 version = await self.watch(version)
-                backoff = BACKOFF_FIRST
             except asyncio.CancelledError:
                 raise
             except ApiError as e:
                 if e.status != 410:
                     log.warning("watching %s: HTTP %s: %s", self.path, e.status, e.message)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, BACKOFF_MAX)
                 version = None
             except Exception as e:  # a dropped connection, a timeout, a bad line
                 log.warning("watching %s: %r; listing again", self.path, e)
+                version = None
+            # A watch that lasted is the normal cycle: go on at once. One that
+            # ended (or failed, or was too old) straight away waits, longer
+            # each time, so a flapping stream cannot turn into back-to-back
+            # full lists.
+            if loop.time() - started >= STEADY_SECONDS:
+                backoff = BACKOFF_FIRST
+            else:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
-                version = None
 
     async def relist(self) -> str:
         """List in pages (one consistent snapshot); returns its version."""
@@ -190,21 +198,22 @@ class Watch:
             "resourceVersion": version,
             "allowWatchBookmarks": "true",
         }
-        async for event in self.kube.watch(self.path, query, WATCH_SECONDS):
-            kind, obj = event.get("type"), event.get("object") or {}
-            if kind == "ERROR":
-                if obj.get("code") == 410:
-                    return None
-                raise ApiError(int(obj.get("code") or 0), str(obj.get("message")))
-            version = str(obj["metadata"]["resourceVersion"])
-            if kind == "BOOKMARK":
-                continue
-            if kind == "DELETED":
-                meta = obj["metadata"]
-                self.known.pop((meta["namespace"], meta["name"]), None)
-            else:
-                self.remember(obj)
-            self.follower.dispatch(str(kind), obj)
+        async with contextlib.aclosing(self.kube.watch(self.path, query, WATCH_SECONDS)) as events:
+            async for event in events:
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    if obj.get("code") == 410:
+                        return None
+                    raise ApiError(int(obj.get("code") or 0), str(obj.get("message")))
+                version = str(obj["metadata"]["resourceVersion"])
+                if kind == "BOOKMARK":
+                    continue
+                if kind == "DELETED":
+                    meta = obj["metadata"]
+                    self.known.pop((meta["namespace"], meta["name"]), None)
+                else:
+                    self.remember(obj)
+                self.follower.dispatch(str(kind), obj)
         return version
 
     def remember(self, deployment: Mapping[str, Any]) -> tuple[str, str]:

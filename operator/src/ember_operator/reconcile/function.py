@@ -88,6 +88,9 @@ async def report(
         last.get(k) == v for k, v in new.items() if k != "conditions"
     )
     if unchanged:
+        # Remember it all the same: it is what the Deployment watch compares
+        # with, and the sign that this process has reported this Function.
+        state.last_status = {**last, **new}
         return
     if await ctx.kube.patch_status("Function", key[0], key[1], new):
         state.last_status = {**last, **new}
