@@ -297,3 +297,27 @@ async def test_watch_says_list_again_on_410_and_raises_other_errors() -> None:
     with pytest.raises(ApiError) as err:
         await Watch(broken, "/p", f).watch("5")  # type: ignore[arg-type]
     assert err.value.status == 500
+
+
+async def test_a_watch_that_fails_at_once_backs_off_between_lists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ember_operator.reconcile import follow
+
+    monkeypatch.setattr(follow, "BACKOFF_FIRST", 0.01)
+    monkeypatch.setattr(follow, "BACKOFF_MAX", 0.04)
+
+    class Flapping(PagedKube):
+        async def watch(
+            self, url: str, query: Mapping[str, str], timeout_seconds: int
+        ) -> AsyncIterator[dict[str, Any]]:
+            yield {"type": "ERROR", "object": {"code": 410}}
+
+    kube = Flapping([[]])
+    task = asyncio.create_task(Watch(kube, "/p", follower(Recorder())).run())  # type: ignore[arg-type]
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # 0.01 + 0.02 + 0.04 + 0.04 ... : about 8 lists in 0.3 s, not thousands.
+    assert 3 <= len(kube.queries) <= 20, len(kube.queries)

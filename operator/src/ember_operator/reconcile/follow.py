@@ -153,6 +153,7 @@ class Watch:
             try:
                 if version is None:
                     version = await self.relist()
+                    started = loop.time()  # the watch's own life is what counts
                 version = await self.watch(version)
             except asyncio.CancelledError:
                 raise
@@ -165,8 +166,8 @@ class Watch:
                 version = None
             # A watch that lasted is the normal cycle: go on at once. One that
             # ended (or failed, or was too old) straight away waits, longer
-            # each time, so a flapping stream cannot turn into back-to-back
-            # full lists.
+            # each time, so a flapping stream (or a list that is already too
+            # old when it ends) cannot turn into back-to-back full lists.
             if loop.time() - started >= STEADY_SECONDS:
                 backoff = BACKOFF_FIRST
             else:
