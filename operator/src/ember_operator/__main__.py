@@ -27,7 +27,15 @@ def main() -> None:
 
     config = Config.from_env()
     level = os.environ.get("EMBER_LOG_LEVEL", "INFO").upper()
-    kopf.configure(verbose=level == "DEBUG", debug=False, quiet=level in ("WARNING", "ERROR"))
+    # JSON lines, one per record, with the object a record is about under
+    # "object" (kopf's refkey), like every Ember component's logs.
+    kopf.configure(
+        verbose=level == "DEBUG",
+        debug=False,
+        quiet=level in ("WARNING", "ERROR"),
+        log_format=kopf.LogFormat.JSON,
+        log_refkey="object",
+    )
     logging.getLogger().setLevel(level)
     _tune_gc()
     kopf.run(
