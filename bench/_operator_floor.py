@@ -26,11 +26,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from aiohttp import web
-from kubernetes_asyncio import watch
-from kubernetes_asyncio.client import CustomObjectsApi
 
 from ember_operator import status as st
-from ember_operator.api.v1alpha1 import GROUP, VERSION
 from ember_operator.config import Config
 from ember_operator.kube import Kube, path
 from ember_operator.render.common import FunctionObject
@@ -90,17 +87,9 @@ async def main() -> None:
             except Exception as e:  # say so: the benchmark then times out on it
                 print(f"floor: {body['metadata']['name']}: {e!r}", file=sys.stderr, flush=True)
 
-    custom = CustomObjectsApi(kube._api)
+    functions = path("Function", namespace)
     while True:  # the watch times out now and then; the seen set makes it safe
-        stream = watch.Watch().stream(
-            custom.list_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            "functions",
-            timeout_seconds=60,
-        )
-        async for event in stream:
+        async for event in kube.watch(functions, {}, timeout_seconds=60):
             obj = event["object"]
             if event["type"] != "ADDED" or obj.get("status"):
                 continue  # ERROR events (a stale watch) end with the stream's timeout

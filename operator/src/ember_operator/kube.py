@@ -90,9 +90,11 @@ class ApiError(Exception):
             return self.body
 
 
-def path(kind: str, namespace: str, name: str | None = None, sub: str | None = None) -> str:
+def path(kind: str, namespace: str | None, name: str | None = None, sub: str | None = None) -> str:
+    """An object's or a collection's path; ``namespace=None`` (no name) is
+    the collection across every namespace, for lists and watches."""
     prefix, plural = _KINDS[kind]
-    p = f"{prefix}/namespaces/{namespace}/{plural}"
+    p = f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
     if name is not None:
         p += f"/{name}"
     if sub is not None:
@@ -117,6 +119,18 @@ def controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
+def controlling_function(
+    obj: Mapping[str, Any],
+) -> tuple[tuple[str, str], Mapping[str, Any]] | None:
+    """(namespace, name) of the Function controlling ``obj``, and the
+    owner reference itself; None when no Function controls it."""
+    owner = controller_ref(obj)
+    namespace = (obj.get("metadata") or {}).get("namespace")
+    if owner is None or owner.get("kind") != "Function" or not namespace:
+        return None
+    return (str(namespace), str(owner["name"])), owner
+
+
 def controller_uid(obj: Mapping[str, Any]) -> str | None:
     ref = controller_ref(obj)
     return str(ref.get("uid")) if ref is not None else None
@@ -128,7 +142,6 @@ def live_hash(obj: Mapping[str, Any]) -> str | None:
     return str(value) if value is not None else None
 
 
-Query = list[tuple[str, str]]
 FIELD_MANAGER = "ember-operator"
 WRITES = frozenset({"POST", "PUT", "PATCH"})
 

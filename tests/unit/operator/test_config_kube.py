@@ -52,6 +52,7 @@ def test_paths() -> None:
         "/apis/ember.dev/v1alpha1/namespaces/ns/functions/f/status"
     )
     assert kube.path("ConfigMap", "ns") == "/api/v1/namespaces/ns/configmaps"
+    assert kube.path("Deployment", None) == "/apis/apps/v1/deployments"
 
 
 def test_transient_errors_are_retried_with_delays() -> None:
@@ -92,6 +93,13 @@ def test_controller_ref() -> None:
     obj = {"metadata": {"ownerReferences": [{"uid": "u", "controller": True, "kind": "Function"}]}}
     assert kube.controller_uid(obj) == "u"
     assert kube.controller_uid({"metadata": {}}) is None
+    assert kube.controlling_function(obj) is None  # no namespace
+    obj["metadata"]["namespace"] = "ns"
+    obj["metadata"]["ownerReferences"][0]["name"] = "fn"
+    key, owner = kube.controlling_function(obj)  # type: ignore[misc]
+    assert key == ("ns", "fn") and owner["uid"] == "u"
+    obj["metadata"]["ownerReferences"][0]["kind"] = "ReplicaSet"
+    assert kube.controlling_function(obj) is None
 
 
 @pytest.mark.parametrize("proxy", [None, "http://proxy:3128"])

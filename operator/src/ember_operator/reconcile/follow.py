@@ -30,7 +30,7 @@ from typing import Any
 
 import kopf
 
-from ember_operator.kube import ApiError, Kube, controller_ref
+from ember_operator.kube import ApiError, Kube, controlling_function, path
 from ember_operator.reconcile.context import Context, Key
 from ember_operator.render.labels import FUNCTION_LABEL
 
@@ -44,14 +44,6 @@ LIST_PAGE = 500
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
 STEADY_SECONDS = 5.0  # a watch that lasted this long resets the backoff
 RETRY_DELAY = 5.0  # for a failure that names no delay of its own
-
-
-def deployments_path(namespace: str | None) -> str:
-    return (
-        f"/apis/apps/v1/namespaces/{namespace}/deployments"
-        if namespace
-        else "/apis/apps/v1/deployments"
-    )
 
 
 class Follower:
@@ -71,7 +63,7 @@ class Follower:
     def start(self) -> None:
         namespaces = self.ctx.config.plain_namespaces
         for namespace in namespaces if namespaces is not None else (None,):
-            self._spawn(Watch(self.ctx.kube, deployments_path(namespace), self).run())
+            self._spawn(Watch(self.ctx.kube, path("Deployment", namespace), self).run())
 
     async def stop(self) -> None:
         self._stopped = True
@@ -90,13 +82,10 @@ class Follower:
 
     def owner_of(self, deployment: Mapping[str, Any]) -> Key | None:
         """The Function a Deployment belongs to, if this operator watches it."""
-        namespace = (deployment.get("metadata") or {}).get("namespace")
-        owner = controller_ref(deployment)
-        if owner is None or owner.get("kind") != "Function" or not namespace:
+        owned = controlling_function(deployment)
+        if owned is None or not self.ctx.config.watches(owned[0][0]):
             return None
-        if not self.ctx.config.watches(namespace):
-            return None
-        return (str(namespace), str(owner["name"]))
+        return owned[0]
 
     def dispatch(self, kind: str, deployment: dict[str, Any]) -> None:
         key = self.owner_of(deployment)

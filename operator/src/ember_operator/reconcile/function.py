@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from ember_operator import status as st
 from ember_operator.api.v1alpha1 import GROUP, VERSION
-from ember_operator.kube import UserFault, controller_ref
+from ember_operator.kube import UserFault, controlling_function
 from ember_operator.reconcile.context import Context, Key, context_of
 from ember_operator.render.common import FunctionObject
 from ember_operator.render.configmap import render_configmap
@@ -87,15 +87,12 @@ async def report(
     unchanged = st.same_conditions(conditions, last.get("conditions") or ()) and all(
         last.get(k) == v for k, v in new.items() if k != "conditions"
     )
-    if unchanged:
-        # Remember it all the same: it is what the Deployment watch compares
-        # with, and the sign that this process has reported this Function.
-        state.last_status = {**last, **new}
+    if not unchanged and not await ctx.kube.patch_status("Function", key[0], key[1], new):
+        state.last_status = None  # the Function is gone
         return
-    if await ctx.kube.patch_status("Function", key[0], key[1], new):
-        state.last_status = {**last, **new}
-    else:
-        state.last_status = None
+    # Remembered even when unchanged: it is what the Deployment watch compares
+    # with, and the sign that this process has reported this Function.
+    state.last_status = {**last, **new}
 
 
 async def reconcile(ctx: Context, body: Mapping[str, Any], *, fresh: bool) -> None:
@@ -167,11 +164,10 @@ async def function_deleted(namespace: str | None, name: str, memo: Any, **_: Any
 async def deployment_event(ctx: Context, type: str, body: Mapping[str, Any]) -> None:
     """A Function's Deployment changed (see ``follow``): report the status it
     implies, or put the Deployment back if it was deleted by hand."""
-    owner = controller_ref(body)
-    namespace = (body.get("metadata") or {}).get("namespace")
-    if owner is None or owner.get("kind") != "Function" or not namespace:
+    owned = controlling_function(body)
+    if owned is None:
         return
-    key: Key = (str(namespace), str(owner["name"]))
+    key, owner = owned
     if type == "DELETED":
         # Cascade (the Function is gone) or a manual delete: put it back.
         function = await ctx.kube.get("Function", *key)
