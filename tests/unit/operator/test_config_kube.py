@@ -123,3 +123,18 @@ def test_client_session_skips_env_lookups_unless_a_proxy_is_set(
         assert connector is not None and connector.closed
 
     asyncio.run(check())
+
+
+async def test_a_dropped_connection_is_a_temporary_error() -> None:
+    """aiohttp's ClientError (a kept-alive connection the server had closed)
+    is not an OSError; it must still be retried, not escape as a crash."""
+    import aiohttp
+
+    class Dropping:
+        async def call_api(self, *args: object, **kwargs: object) -> None:
+            raise aiohttp.ServerDisconnectedError()
+
+    with pytest.raises(kopf.TemporaryError) as err:
+        await kube.Kube(Dropping()).request("GET", "/api/v1/namespaces")
+    assert err.value.delay == kube.TRANSIENT_DELAY
+    assert "ServerDisconnected" in str(err.value)
