@@ -113,17 +113,17 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvloop
 
+    from ember_runtime.metrics import Metrics
     from ember_runtime.server import serve
-    from ember_runtime.signals import Signals
 
     try:
         handler = zygote.verdict()
     except LoadError as exc:
         return fail(exc, settings.function)
-    signals = Signals(settings.function, enabled=settings.metrics, started_at=started_at)
+    metrics = Metrics(settings.function, enabled=settings.metrics, started_at=started_at)
     if handler is not None:
-        return uvloop.run(serve(settings, signals, None, handler))
-    return uvloop.run(serve(settings, signals, zygote.ctrl, None, zygote.requested))
+        return uvloop.run(serve(settings, metrics, None, handler))
+    return uvloop.run(serve(settings, metrics, zygote.ctrl, None, zygote.requested))
 
 
 if __name__ == "__main__":

@@ -19,11 +19,16 @@ class Settings:
     """Everything the runtime can be told; read-only after parsing."""
 
     __slots__ = (
+        "body_timeout_seconds",
         "concurrency",
         "function",
+        "header_timeout_seconds",
         "host",
+        "idle_timeout_seconds",
         "max_body_bytes",
+        "max_connections",
         "max_header_bytes",
+        "max_pipelined",
         "metrics",
         "port",
         "queue_depth",
@@ -31,6 +36,8 @@ class Settings:
         "spare_workers",
         "target",
         "timeout_seconds",
+        "worker_max_calls",
+        "write_buffer_bytes",
     )
 
     def __init__(
@@ -47,6 +54,13 @@ class Settings:
         function: str = "",
         metrics: bool = True,
         spare_workers: int = 1,
+        header_timeout_seconds: float = 10.0,
+        body_timeout_seconds: float = 60.0,
+        idle_timeout_seconds: float = 75.0,
+        max_connections: int = 1000,
+        max_pipelined: int = 16,
+        write_buffer_bytes: int = 256 * 1024,
+        worker_max_calls: int = 0,
     ) -> None:
         self.target = target
         self.source = source
@@ -60,6 +74,13 @@ class Settings:
         self.function = function or target.partition(":")[0]
         self.metrics = metrics
         self.spare_workers = spare_workers
+        self.header_timeout_seconds = header_timeout_seconds
+        self.body_timeout_seconds = body_timeout_seconds
+        self.idle_timeout_seconds = idle_timeout_seconds
+        self.max_connections = max_connections
+        self.max_pipelined = max_pipelined
+        self.write_buffer_bytes = write_buffer_bytes
+        self.worker_max_calls = worker_max_calls
 
     @property
     def pool_size(self) -> int:
@@ -95,6 +116,38 @@ OPTIONS: list[tuple[str, str, type | object, str]] = [
     ("function", "EMBER_FUNCTION", str, "name for logs and metrics, e.g. default/hello"),
     ("metrics", "EMBER_METRICS", _flag, "1 keeps Prometheus metrics, 0 turns them off (1)"),
     ("spare_workers", "EMBER_SPARE_WORKERS", int, "warm workers kept beyond concurrency (1)"),
+    (
+        "worker_max_calls",
+        "EMBER_WORKER_MAX_CALLS",
+        int,
+        "replace a worker after this many calls; 0 never does (0)",
+    ),
+    (
+        "header_timeout_seconds",
+        "EMBER_HEADER_TIMEOUT_SECONDS",
+        float,
+        "a request head must arrive within this, else 408 (10)",
+    ),
+    (
+        "body_timeout_seconds",
+        "EMBER_BODY_TIMEOUT_SECONDS",
+        float,
+        "a body must arrive (and a blocked answer be read) within this, else 408 (60)",
+    ),
+    (
+        "idle_timeout_seconds",
+        "EMBER_IDLE_TIMEOUT_SECONDS",
+        float,
+        "an idle keep-alive connection is closed after this (75)",
+    ),
+    ("max_connections", "EMBER_MAX_CONNECTIONS", int, "open connections at most, 503 above (1000)"),
+    ("max_pipelined", "EMBER_MAX_PIPELINED", int, "requests read ahead per connection (16)"),
+    (
+        "write_buffer_bytes",
+        "EMBER_WRITE_BUFFER_BYTES",
+        int,
+        "unsent answer bytes per connection before it stops reading (256 KiB)",
+    ),
 ]
 _BY_FLAG = {"--" + name.replace("_", "-"): name for name, *_ in OPTIONS}
 
@@ -161,6 +214,13 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str] = os.environ) -> 
             (settings.max_body_bytes >= 0, "max body bytes must not be negative"),
             (settings.max_header_bytes >= 256, "max header bytes must be at least 256"),
             (settings.spare_workers >= 1, "keep at least one spare worker"),
+            (settings.worker_max_calls >= 0, "worker max calls must not be negative"),
+            (settings.header_timeout_seconds > 0, "header timeout must be positive"),
+            (settings.body_timeout_seconds > 0, "body timeout must be positive"),
+            (settings.idle_timeout_seconds > 0, "idle timeout must be positive"),
+            (settings.max_connections >= 1, "max connections must be at least 1"),
+            (settings.max_pipelined >= 1, "max pipelined must be at least 1"),
+            (settings.write_buffer_bytes >= 1024, "write buffer must be at least 1024 bytes"),
             (0 <= settings.port <= 65535, "port must be 0..65535"),
         )
         if not ok

@@ -181,6 +181,8 @@ def decode_event(content_type: str | None, body: bytes) -> Any:
             return json.loads(body)
         except ValueError as exc:
             raise BadEvent(MALFORMED_JSON, f"request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise BadEvent(MALFORMED_JSON, "request body is JSON nested too deeply") from None
     if mime.startswith("text/") or mime in ("application/x-www-form-urlencoded",):
         charset = "utf-8"
         for param in params.split(";"):
@@ -218,7 +220,7 @@ def _json_encoder() -> Callable[[Any], str]:
         ",",
         False,
         False,
-        True,
+        False,  # allow_nan: NaN and Infinity are not JSON; no client could parse them
     )
     return lambda obj: "".join(encode(obj, 0))
 
@@ -259,6 +261,37 @@ def _encode_body(body: Any) -> tuple[bytes, str | None]:
     )
 
 
+# Framing and hop-by-hop headers are the server's to write: a handler's
+# content-length or transfer-encoding would contradict the real framing
+# (two content-lengths, or a body where none may be).
+_SERVER_HEADERS = frozenset(
+    {
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-connection",
+    }
+)
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def _response_headers(given: Mapping[str, Any]) -> Headers:
+    headers: Headers = []
+    for k, v in given.items():
+        name, value = str(k), str(v)
+        if not _TOKEN.match(name):
+            raise InvalidResult(f"Response header name {name!r} is not a valid HTTP token")
+        if any(c in value for c in "\r\n\0"):
+            raise InvalidResult("Response headers may not contain CR, LF or NUL")
+        if name.lower() not in _SERVER_HEADERS:
+            headers.append((name, value))
+    return headers
+
+
 def encode_result(result: Any) -> tuple[int, Headers, bytes]:
     """Map a handler's return value to ``(status, headers, body)``.
 
@@ -268,29 +301,18 @@ def encode_result(result: Any) -> tuple[int, Headers, bytes]:
     if type(result) is dict:  # the common case, first
         return 200, [_JSON_HEADERS], _json_body(result)
     if isinstance(result, Response):
+        status = result.status
+        if type(status) is not int or not 200 <= status <= 599:
+            raise InvalidResult(f"Response status {status!r} is not an HTTP status (200-599)")
         body, ctype = _encode_body(result.body)
-        if not (100 <= int(result.status) <= 599):
-            raise InvalidResult(f"Response status {result.status} is not an HTTP status")
-        headers = [(str(k), str(v)) for k, v in result.headers.items()]
-        if any(c in k + v for k, v in headers for c in "\r\n\0"):
-            raise InvalidResult("Response headers may not contain CR, LF or NUL")
+        headers = _response_headers(result.headers)
         if ctype and not any(k.lower() == "content-type" for k, _ in headers):
             headers.append(("content-type", ctype))
-        return int(result.status), headers, body
+        return status, headers, body
     if result is None:
         return 204, [], b""
     body, ctype = _encode_body(result)
     return 200, [("content-type", ctype or BYTES_TYPE)], body
-
-
-def error_result(
-    code: str, message: str, request_id: str, status: int
-) -> tuple[int, Headers, bytes]:
-    """The JSON body every failed call gets: ``{error, message, request_id}``."""
-    body = json.dumps(
-        {"error": code, "message": message, "request_id": request_id}, separators=(",", ":")
-    ).encode("utf-8")
-    return status, [("content-type", JSON_TYPE)], body
 
 
 def user_traceback(exc: BaseException) -> str:

@@ -74,6 +74,10 @@ PAYLOAD_TOO_LARGE = CallFault("Runtime.PayloadTooLarge", 413)
 HEADERS_TOO_LARGE = CallFault("Runtime.HeadersTooLarge", 431)
 OVERLOADED = CallFault("Runtime.Overloaded", 429)
 UNAVAILABLE = CallFault("Runtime.Unavailable", 503)
+REQUEST_TIMEOUT = CallFault("Runtime.RequestTimeout", 408)
+METHOD_NOT_ALLOWED = CallFault("Runtime.MethodNotAllowed", 405)
+# A bug in the runtime, not in the handler: the call fails, the pod serves on.
+INTERNAL = CallFault("Runtime.InternalError", 500)
 
 CALL_FAULTS = {
     f.code: f
@@ -88,6 +92,9 @@ CALL_FAULTS = {
         HEADERS_TOO_LARGE,
         OVERLOADED,
         UNAVAILABLE,
+        REQUEST_TIMEOUT,
+        METHOD_NOT_ALLOWED,
+        INTERNAL,
     )
 }
 

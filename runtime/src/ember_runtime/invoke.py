@@ -18,18 +18,15 @@ from ember_runtime.contract import (
     InvalidResult,
     decode_event,
     encode_result,
-    error_result,
     parse_query,
     user_traceback,
     valid_traceparent,
 )
-from ember_runtime.errors import HANDLER_ERROR, INVALID_RESPONSE, BadEvent, CallFault
-from ember_runtime.wire import http_head
+from ember_runtime.errors import HANDLER_ERROR, INTERNAL, INVALID_RESPONSE, BadEvent, CallFault
+from ember_runtime.http.reply import Reply, fault_reply, reply
 
 # On the wire: (request_id, method, path, query, [(name, value)], body, deadline)
 Request = tuple[str, str, bytes, bytes, list[tuple[bytes, bytes]], bytes, float]
-# Back: (status, error code or "", response head without the final CRLF, body)
-Reply = tuple[int, str, bytes, bytes]
 
 
 def prepare(function: str, req: Request) -> tuple[Any, Context]:
@@ -51,21 +48,6 @@ def prepare(function: str, req: Request) -> tuple[Any, Context]:
     return decode_event(headers.get("content-type"), body), ctx
 
 
-def reply(
-    request_id: str, status: int, headers: list[tuple[str, str]], body: bytes, code: str = ""
-) -> Reply:
-    return status, code, http_head(status, headers, len(body), request_id), body
-
-
-def fault_reply(
-    fault: CallFault, message: str, request_id: str, extra: list[tuple[str, str]] | None = None
-) -> Reply:
-    status, headers, body = error_result(fault.code, message, request_id, fault.status)
-    if extra:
-        headers.extend(extra)
-    return reply(request_id, status, headers, body, fault.code)
-
-
 def _result_reply(result: Any, ctx: Context) -> Reply:
     try:
         status, headers, body = encode_result(result)
@@ -84,6 +66,13 @@ def _handler_failed(exc: BaseException, ctx: Context) -> Reply:
         traceback=user_traceback(exc),
     )
     return fault_reply(HANDLER_ERROR, message, ctx.request_id)
+
+
+def internal_fault(exc: BaseException, req: Request) -> Reply:
+    """The answer when the runtime itself failed a call (a bug, not the handler's)."""
+    message = f"the runtime failed this call: {type(exc).__name__}: {exc}"
+    log_call_fault(INTERNAL, req[0], "", message)
+    return fault_reply(INTERNAL, message, req[0])
 
 
 def invoke_sync(handler: Handler, function: str, req: Request) -> Reply:

@@ -1,16 +1,23 @@
 """The server's side of the warm worker pool: hand out idle workers, time
-calls out, and replace any worker that dies or overruns.
+calls out, and replace any worker that dies, overruns or has served its
+``max_calls``.
 
 The pool keeps ``concurrency + spares`` workers. At most ``concurrency``
 calls are admitted, so when a worker dies a spare is already idle and the
 next call never waits for a fork; the zygote refills the pool in the
 background.
+
+A worker is over when its process exits, not when its pipes close: a child
+the handler forked may hold the pipes open long after the worker crashed.
+So each worker is watched through a pidfd, runs in its own process group,
+and is ended with its whole group (the handler's children included).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 import socket
@@ -19,12 +26,16 @@ from collections.abc import Callable, Sequence
 from typing import IO, cast
 
 from ember_runtime import logs
-from ember_runtime.invoke import Reply
+from ember_runtime.http.reply import Reply
 from ember_runtime.wire import HEADER_LEN, frame, frame_end, loads, request_worker
+
+# Errors that mean "no descriptors right now", not "the zygote is gone".
+_SHORT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+RETRY_SPAWN_SECONDS = 0.2
 
 
 class WorkerDied(Exception):
-    """The worker's socket closed with a call in progress."""
+    """The worker exited (or its pipes closed) with a call in progress."""
 
 
 class CallTimedOut(Exception):
@@ -35,7 +46,7 @@ Done = Callable[["Reply | None", "Exception | None"], None]
 
 
 class WorkerConn(asyncio.Protocol):
-    """One worker, seen from the server: a socket and at most one call.
+    """One worker, seen from the server: two pipes, a pidfd, at most one call.
 
     Calls complete through a plain callback rather than a future and a task:
     on the hot path that is the difference between the hop costing more or
@@ -45,12 +56,15 @@ class WorkerConn(asyncio.Protocol):
     def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
         self.pid = 0
+        self.pidfd = -1
         self.transport: asyncio.BaseTransport | None = None  # replies (read end)
         self.writer: asyncio.WriteTransport | None = None  # requests (write end)
         self.buf = bytearray()
         self.on_done: Done | None = None
         self.deadline = 0.0  # loop.time() by which the current call must answer
         self.alive = True
+        self.arrived = False  # said hello and joined the pool
+        self.calls = 0
         self.spawned_at = pool.loop.time()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -60,25 +74,33 @@ class WorkerConn(asyncio.Protocol):
         buf = self.buf
         # Common case: exactly one whole reply, no buffering needed.
         if not buf and self.on_done is not None and frame_end(data) == len(data) and self.pid:
-            done, self.on_done = self.on_done, None
-            self.pool.release(self)
-            done(loads(memoryview(data)[HEADER_LEN:]), None)
+            self._answered(loads(memoryview(data)[HEADER_LEN:]))
             return
         buf += data
         while end := frame_end(buf):
             msg = loads(memoryview(buf)[HEADER_LEN:end])
             del buf[:end]
             if not self.pid:
-                self.pid = int(msg)
-                self.pool._arrived(self)
+                self.pool._arrived(self, int(msg))
             elif self.on_done is not None:
-                done, self.on_done = self.on_done, None
-                self.pool.release(self)
-                done(msg, None)
+                self._answered(msg)
+
+    def _answered(self, reply: Reply) -> None:
+        done, self.on_done = self.on_done, None
+        self.pool.release(self)
+        if done is not None:
+            done(reply, None)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.alive = False
+        self.ended()
+
+    def ended(self) -> None:
+        """The process exited or its pipes closed: fail its call, replace it."""
+        if not self.alive and self.on_done is None and self.transport is None:
+            return
+        self.kill()
         done, self.on_done = self.on_done, None
+        self.transport = None
         self.pool._lost(self)
         if done is not None:
             done(None, WorkerDied())
@@ -87,12 +109,17 @@ class WorkerConn(asyncio.Protocol):
         """Send one request; ``done(reply, None)`` or ``done(None, error)`` follows.
 
         ``deadline`` is on the loop clock; ``WorkerPool.expire_overdue``
-        enforces it.
+        enforces it. A worker that is already gone answers ``WorkerDied``
+        on the next loop turn, never raises.
         """
-        assert self.writer is not None and self.on_done is None
+        writer = self.writer
+        if not self.alive or writer is None or writer.is_closing() or self.on_done is not None:
+            self.pool.loop.call_soon(done, None, WorkerDied())
+            return
         self.on_done = done
         self.deadline = deadline
-        self.writer.write(frame(request))
+        self.calls += 1
+        writer.write(frame(request))
 
     def expire(self) -> None:
         done, self.on_done = self.on_done, None
@@ -101,19 +128,22 @@ class WorkerConn(asyncio.Protocol):
             done(None, CallTimedOut())
 
     def kill(self) -> None:
-        """Kill the process and drop the socket."""
+        """Kill the process group and drop the pipes and the pidfd."""
         self.alive = False
+        if self.pidfd >= 0:
+            # Through the pidfd: never a stranger that reused the pid.
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
         if self.pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
+            # The worker leads its own group: the handler's children go too.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+        if self.pidfd >= 0:
+            self.pool.loop.remove_reader(self.pidfd)
+            os.close(self.pidfd)
+            self.pidfd = -1
         if self.writer is not None:
             self.writer.abort()
-        if self.transport is not None:
-            self.transport.close()
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
         if self.transport is not None:
             self.transport.close()
 
@@ -124,15 +154,17 @@ def _pipe_file(fd: int, mode: str) -> IO[bytes]:
 
 
 class WorkerPool:
-    def __init__(self, ctrl: socket.socket, size: int) -> None:
+    def __init__(self, ctrl: socket.socket, size: int, max_calls: int = 0) -> None:
         self.loop = asyncio.get_running_loop()
         self.ctrl = ctrl
         self.size = size
+        self.max_calls = max_calls
         self.idle: deque[WorkerConn] = deque()
         self.waiters: deque[asyncio.Future[WorkerConn]] = deque()
         self.workers: set[WorkerConn] = set()
         self.starting = 0
         self.restarts = 0
+        self.recycled = 0
         self.closing = False
         self.broken = False
         self.last_spawn_seconds = 0.0
@@ -148,33 +180,66 @@ class WorkerPool:
         zygote); return once the first worker can serve."""
         for req_w, rep_r in requested:
             self._adopt(req_w, rep_r)
-        for _ in range(self.size - self.starting - len(self.workers)):
-            self._spawn()
+        self._refill()
         await asyncio.wait_for(self.serving.wait(), within)
 
-    def _spawn(self) -> None:
+    def _refill(self) -> None:
+        for _ in range(self.size - self.starting - len(self.workers)):
+            if not self._spawn():
+                return
+
+    def _spawn(self) -> bool:
+        if self.closing or self.broken:
+            return False
         try:
             req_w, rep_r = request_worker(self.ctrl)
         except OSError as exc:
-            self.broken = not self.closing
-            if not self.closing:
-                logs.emit("error", "fork server is gone; cannot replace worker", error=str(exc))
-            return
+            if exc.errno in _SHORT_OF_FDS:
+                # Out of descriptors (a flood of connections): not fatal.
+                # Try again shortly; the pool serves on with what it has.
+                logs.emit("warning", "cannot replace worker yet", error=str(exc))
+                self.loop.call_later(RETRY_SPAWN_SECONDS, self._refill)
+                return False
+            self.broken = True
+            logs.emit("error", "fork server is gone; cannot replace worker", error=str(exc))
+            return False
         self._adopt(req_w, rep_r)
+        return True
 
     def _adopt(self, req_w: int, rep_r: int) -> None:
         self.starting += 1
         self.loop.create_task(self._connect(req_w, rep_r))
 
     async def _connect(self, req_w: int, rep_r: int) -> None:
+        # The write end first: once the read end is connected the worker's
+        # hello can arrive, and from then on it may be handed a call.
         w = WorkerConn(self)
-        await self.loop.connect_read_pipe(lambda: w, _pipe_file(rep_r, "rb"))
-        writer, _ = await self.loop.connect_write_pipe(
-            asyncio.BaseProtocol, _pipe_file(req_w, "wb")
-        )
-        w.writer = writer
+        try:
+            w.writer, _ = await self.loop.connect_write_pipe(
+                asyncio.BaseProtocol, _pipe_file(req_w, "wb")
+            )
+            req_w = -1
+            await self.loop.connect_read_pipe(lambda: w, _pipe_file(rep_r, "rb"))
+        except OSError as exc:
+            for fd in (req_w, rep_r):
+                with contextlib.suppress(OSError):
+                    if fd >= 0:
+                        os.close(fd)
+            if w.writer is not None:
+                w.writer.abort()
+            self.starting -= 1
+            logs.emit("warning", "could not connect a new worker", error=str(exc))
+            self.loop.call_later(RETRY_SPAWN_SECONDS, self._refill)
 
-    def _arrived(self, w: WorkerConn) -> None:
+    def _arrived(self, w: WorkerConn, pid: int) -> None:
+        w.pid = pid
+        try:
+            w.pidfd = os.pidfd_open(pid)
+        except OSError:
+            w.ended()  # already gone (or no pidfd: the pipes still tell)
+            return
+        self.loop.add_reader(w.pidfd, w.ended)
+        w.arrived = True
         self.starting -= 1
         self.last_spawn_seconds = self.loop.time() - w.spawned_at
         self.workers.add(w)
@@ -183,34 +248,48 @@ class WorkerPool:
 
     def _lost(self, w: WorkerConn) -> None:
         if w not in self.workers:
-            if not w.pid:
+            if not w.arrived:
                 # Died before saying hello (the zygote could not fork it?):
                 # try again shortly rather than serve one worker short.
+                w.arrived = True  # count it once
                 self.starting -= 1
-                if not self.closing:
-                    self.loop.call_later(0.1, self._spawn)
+                self.loop.call_later(0.1, self._refill)
             return
         self.workers.discard(w)
         with contextlib.suppress(ValueError):
             self.idle.remove(w)
         if not self.closing:
             self.restarts += 1
-            self._spawn()
+            self._refill()
+
+    def _retire(self, w: WorkerConn) -> None:
+        """Replace a worker that has served ``max_calls`` (threads or memory
+        a handler leaves behind go with it)."""
+        self.workers.discard(w)
+        w.kill()
+        self.recycled += 1
+        self._refill()
 
     def close(self) -> None:
         self.closing = True
         for w in list(self.workers):
-            w.close()
+            w.kill()
         self.ctrl.close()
 
     # --- calls -----------------------------------------------------------
 
-    async def acquire(self, within: float) -> WorkerConn:
-        """An idle worker; raises ``CallTimedOut`` if none frees up in time."""
+    def take_idle(self) -> WorkerConn | None:
         while self.idle:
             w = self.idle.pop()
             if w.alive:
                 return w
+        return None
+
+    async def acquire(self, within: float) -> WorkerConn:
+        """An idle worker; raises ``CallTimedOut`` if none frees up in time."""
+        w = self.take_idle()
+        if w is not None:
+            return w
         fut: asyncio.Future[WorkerConn] = self.loop.create_future()
         self.waiters.append(fut)
         timer = self.loop.call_later(within, fut.cancel)
@@ -227,6 +306,9 @@ class WorkerPool:
 
     def release(self, w: WorkerConn) -> None:
         if not w.alive:
+            return
+        if self.max_calls and w.calls >= self.max_calls:
+            self._retire(w)
             return
         while self.waiters:
             fut = self.waiters.popleft()

@@ -1,9 +1,8 @@
-"""Bytes on the two hops: HTTP/1.1 response heads, and the frames between the
-server and its workers.
+"""Bytes between the server and its workers.
 
-The worker builds the whole response head itself, so the server's hot path
-is parse, forward, copy back: the CPU work of encoding stays on the worker's
-core. Frames are a 4-byte length and a ``marshal`` payload: both ends run the
+The worker builds the whole response head itself (``http.reply``), so the
+server's hot path is parse, forward, copy back: the CPU work of encoding
+stays on the worker's core. Frames are a 4-byte length and a ``marshal`` payload: both ends run the
 same interpreter, and marshal is the cheapest codec for tuples of str, bytes
 and numbers.
 """
@@ -24,44 +23,6 @@ HEADER_LEN = _LEN.size
 
 
 FORK = b"F"
-STATUS_LINES: dict[int, bytes] = {}
-
-
-def _status_line(code: int) -> bytes:
-    from http import HTTPStatus
-
-    try:
-        reason = HTTPStatus(code).phrase
-    except ValueError:
-        reason = "Status"
-    line = STATUS_LINES[code] = f"HTTP/1.1 {code} {reason}\r\n".encode("ascii")
-    return line
-
-
-# Header lines the runtime itself writes on most answers, encoded once.
-_LINES: dict[tuple[str, str], bytes] = {
-    ("content-type", v): f"content-type: {v}\r\n".encode("latin-1")
-    for v in ("application/json", "text/plain; charset=utf-8", "application/octet-stream")
-}
-
-
-def http_head(
-    status: int, headers: list[tuple[str, str]], body_len: int, request_id: str = ""
-) -> bytes:
-    """Status line and headers, without the blank line that ends them.
-
-    ``request_id``, when given, becomes an ``x-request-id`` header.
-    """
-    parts = [STATUS_LINES.get(status) or _status_line(status)]
-    for kv in headers:
-        line = _LINES.get(kv)
-        parts.append(
-            line if line is not None else f"{kv[0]}: {kv[1]}\r\n".encode("latin-1", "replace")
-        )
-    if request_id:
-        parts.append(b"x-request-id: %s\r\n" % request_id.encode("latin-1", "replace"))
-    parts.append(b"content-length: %d\r\n" % body_len)
-    return b"".join(parts)
 
 
 def frame(obj: Any) -> bytes:

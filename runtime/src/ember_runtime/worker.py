@@ -28,7 +28,7 @@ from typing import NoReturn
 
 from ember_runtime.contract import Handler, is_async_handler, load_target
 from ember_runtime.errors import LoadError
-from ember_runtime.invoke import invoke_sync
+from ember_runtime.invoke import internal_fault, invoke_sync
 from ember_runtime.wire import HEADER_LEN, frame, frame_end, loads, send_frame
 
 # Below glibc's mmap threshold: a bigger read buffer costs an mmap/munmap per call.
@@ -45,6 +45,10 @@ def _quiet_signals() -> None:
 def serve_worker(req_fd: int, rep_fd: int, handler: Handler, function: str) -> NoReturn:
     """Answer invocation frames from ``req_fd`` on ``rep_fd`` until the server hangs up."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    # Lead a process group of its own, so that ending this worker (timeout,
+    # crash, recycle) ends whatever the handler forked too.
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
     # SCHED_BATCH: a worker woken by a request does not preempt the server
     # that woke it (on a busy core it otherwise runs inside the server's
     # pipe write). The server keeps draining its event loop and the worker
@@ -82,7 +86,10 @@ def serve_worker(req_fd: int, rep_fd: int, handler: Handler, function: str) -> N
         else:
             req = loads(memoryview(buf)[HEADER_LEN:end])
             del buf[:end]
-        data = frame(invoke_sync(handler, function, req))
+        try:
+            data = frame(invoke_sync(handler, function, req))
+        except Exception as exc:  # a runtime bug must cost one call, not the worker
+            data = frame(internal_fault(exc, req))
         try:
             send(data)  # one write in the common case: a pipe takes 64 KiB at once
         except OSError:

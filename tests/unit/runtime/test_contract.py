@@ -12,7 +12,6 @@ from ember_runtime.contract import (
     Response,
     decode_event,
     encode_result,
-    error_result,
     is_async_handler,
     load_target,
     make_context,
@@ -98,8 +97,9 @@ def test_unencodable_results_are_rejected(bad: object) -> None:
 
 
 def test_error_body_shape() -> None:
-    status, _headers, body = error_result("Runtime.HandlerError", "boom", "rid", 500)
-    assert status == 500
+    from ember_runtime.http.reply import error_body
+
+    body = error_body("Runtime.HandlerError", "boom", "rid")
     assert json.loads(body) == {
         "error": "Runtime.HandlerError",
         "message": "boom",

@@ -8,10 +8,11 @@ import pytest
 
 from ember_runtime.config import parse_settings
 from ember_runtime.errors import LoadError, LoadFault
+from ember_runtime.http.reply import http_head
 from ember_runtime.invoke import invoke_sync
 from ember_runtime.limits import Limiter
-from ember_runtime.signals import Signals
-from ember_runtime.wire import frame, http_head, loads
+from ember_runtime.metrics import Metrics
+from ember_runtime.wire import frame, loads
 
 pytestmark = pytest.mark.unit
 
@@ -94,7 +95,7 @@ def test_limiter_expires_only_overdue_waiters() -> None:
 
 
 def test_prometheus_text() -> None:
-    sig = Signals("ns/fn", started_at=0.0)
+    sig = Metrics("ns/fn", started_at=0.0)
     sig.first_call()
     sig.observe(200, "", 0.003)
     sig.observe(500, "Runtime.HandlerError", 0.2)
@@ -112,8 +113,8 @@ def test_prometheus_text() -> None:
         assert line.startswith("#") or line.rsplit(" ", 1)[1].replace(".", "").isdigit()
 
 
-def test_signals_off_keeps_only_the_request_count() -> None:
-    sig = Signals("f", enabled=False, started_at=0.0)
+def test_metrics_off_keeps_only_the_request_count() -> None:
+    sig = Metrics("f", enabled=False, started_at=0.0)
     sig.observe(500, "Runtime.HandlerError", 0.1)
     assert sig.requests_total == 1 and sig.errors == {} and sum(sig.bucket_counts) == 0
 
@@ -124,6 +125,9 @@ def test_frames_round_trip_and_heads_are_http() -> None:
     assert loads(data[4:]) == req
     head = http_head(201, [("content-type", "text/plain")], 5)
     assert head == b"HTTP/1.1 201 Created\r\ncontent-type: text/plain\r\ncontent-length: 5\r\n"
+    # 204 and 304 never carry a body, so never a content-length either.
+    assert http_head(204, [], 0) == b"HTTP/1.1 204 No Content\r\n"
+    assert http_head(304, [], 0) == b"HTTP/1.1 304 Not Modified\r\n"
 
 
 def test_invoke_sync_maps_errors() -> None:
@@ -156,7 +160,7 @@ def test_a_freed_slot_goes_to_the_queue_before_the_answer_is_written() -> None:
     computes while the server writes to the client."""
     from typing import Any
 
-    from ember_runtime.server import App
+    from ember_runtime.app import App
 
     events: list[str] = []
 
@@ -168,10 +172,11 @@ def test_a_freed_slot_goes_to_the_queue_before_the_answer_is_written() -> None:
         def __init__(self, name: str) -> None:
             self.name, self.conn, self.started, self.request_id = name, Conn(), 0.0, name
             self.deadline = 1e18
+            self.finished = False
 
     app = App.__new__(App)
     app.limiter = Limiter(concurrency=1, queue_depth=1)
-    app.signals = Signals("f", started_at=0.0)
+    app.metrics = Metrics("f", started_at=0.0)
     assert app.limiter.try_enter()
     nxt = Job("next")
     assert app.limiter.enqueue(nxt)  # type: ignore[arg-type]
@@ -179,7 +184,7 @@ def test_a_freed_slot_goes_to_the_queue_before_the_answer_is_written() -> None:
     reply = (200, "", b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n", b"")
     app.finish(Job("first"), reply, None)  # type: ignore[arg-type]
     assert events == ["start next", "send 200"]
-    assert app.signals.by_status == {200: 1} and app.limiter.inflight == 1
+    assert app.metrics.by_status == {200: 1} and app.limiter.inflight == 1
 
 
 def test_frame_end_finds_whole_frames_only() -> None:

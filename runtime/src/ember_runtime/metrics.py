@@ -18,7 +18,7 @@ from ember_runtime.config import process_start_time
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
-class Signals:
+class Metrics:
     """Counters for one runtime process. ``enabled=False`` keeps only the
     request count the autoscaler needs."""
 
@@ -62,6 +62,8 @@ class Signals:
         draining: bool,
         workers: int,
         restarts: int,
+        recycled: int = 0,
+        connections: int = 0,
     ) -> bytes:
         return json.dumps(
             {
@@ -74,12 +76,16 @@ class Signals:
                 "draining": draining,
                 "workers": workers,
                 "worker_restarts": restarts,
+                "worker_recycles": recycled,
+                "connections": connections,
                 "uptime_seconds": round(time.time() - self.started_at, 3),
             },
             separators=(",", ":"),
         ).encode()
 
-    def prometheus(self, *, inflight: int, queued: int, restarts: int) -> bytes:
+    def prometheus(
+        self, *, inflight: int, queued: int, restarts: int, connections: int = 0
+    ) -> bytes:
         fn = self.function.replace("\\", "\\\\").replace('"', '\\"')
         lbl = f'function="{fn}"'
         out: list[str] = []
@@ -120,6 +126,9 @@ class Signals:
             "counter",
             "Workers replaced after a crash or timeout.",
             [(lbl, restarts)],
+        )
+        metric(
+            "ember_open_connections", "gauge", "Client connections open now.", [(lbl, connections)]
         )
         if self.cold_start_seconds is not None:
             metric(

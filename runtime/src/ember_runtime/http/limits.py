@@ -1,0 +1,52 @@
+"""What one HTTP server lets a client hold: bytes, time and connections.
+
+Every limit here exists because a client could otherwise keep a server's
+memory, descriptors or event loop to itself (see the runtime's hostile-client
+tests). The defaults follow the servers users already know: header and body
+timeouts in the range nginx uses, its 75 s keep-alive, and flow control on a
+write buffer high-water mark as uvicorn has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    #: Request line plus headers (and chunked trailers); 431 above.
+    max_header_bytes: int = 16 * 1024
+    #: Request body; 413 above, answered before the body is read.
+    max_body_bytes: int = 6 * 1024 * 1024
+    #: From a request's first byte until its head is complete; 408 after.
+    header_timeout: float = 10.0
+    #: From the end of the head until the body is complete, and for a client
+    #: to take an answer it stopped reading; 408 (or a close) after.
+    body_timeout: float = 60.0
+    #: An idle keep-alive connection is closed after this.
+    idle_timeout: float = 75.0
+    #: Open connections at most; a new one past it gets 503 and a close.
+    max_connections: int = 1000
+    #: Complete requests read ahead of the one being answered.
+    max_pipelined: int = 16
+    #: Unsent answer bytes before a connection stops reading and answering.
+    write_buffer_bytes: int = 256 * 1024
+
+    @property
+    def tick(self) -> float:
+        """How often timeouts are checked: a fraction of the shortest one."""
+        return max(0.05, min(1.0, self.header_timeout / 4, self.idle_timeout / 4))
+
+
+class Clock:
+    """A coarse loop clock, advanced by the timeout sweep.
+
+    Connections stamp each state change with ``now`` instead of asking the
+    loop for the time: the hot path pays an attribute read, and timeouts,
+    which are seconds long, are late by at most one ``tick``.
+    """
+
+    __slots__ = ("now",)
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
