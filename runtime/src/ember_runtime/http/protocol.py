@@ -31,7 +31,7 @@ import asyncio
 import itertools
 import os
 from collections import deque
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import Any, Protocol, cast
 
 import httptools
 
@@ -43,10 +43,8 @@ from ember_runtime.errors import (
     REQUEST_TIMEOUT,
     CallFault,
 )
+from ember_runtime.http.limits import Clock, HttpLimits
 from ember_runtime.http.reply import Reply, fault_reply, http_head
-
-if TYPE_CHECKING:
-    from ember_runtime.http.connections import Connections
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -82,6 +80,19 @@ class Endpoint(Protocol):
 
     def rejected(self, status: int, code: str) -> None:
         """A request refused by the core itself (for metrics)."""
+
+
+class Registry(Protocol):
+    """The set a connection belongs to (``connections.Connections``)."""
+
+    limits: HttpLimits
+    clock: Clock
+    draining: bool
+    refusal: bytes
+
+    def admit(self, conn: HttpConn) -> bool: ...
+
+    def discard(self, conn: HttpConn) -> None: ...
 
 
 class _Reject(Exception):
@@ -122,7 +133,7 @@ class HttpConn(asyncio.Protocol):
         "write_paused",
     )
 
-    def __init__(self, endpoint: Endpoint, conns: Connections) -> None:
+    def __init__(self, endpoint: Endpoint, conns: Registry) -> None:
         self.endpoint = endpoint
         self.conns = conns
         self.limits = conns.limits
@@ -186,8 +197,11 @@ class HttpConn(asyncio.Protocol):
             if not self.in_body:
                 self.head_seen += len(data)
             self.parser.feed_data(data)
-            if not self.in_body and self.head_seen > self.limits.max_header_bytes + 4096:
-                self._too_large_head()
+            if not self.in_body and self.phase == HEAD:
+                if self.head_seen > self.limits.max_header_bytes + 4096:
+                    self._too_large_head()
+                if self.url and self._http09(data):
+                    self._refuse(BAD_REQUEST, "HTTP/0.9 requests are not supported")
         except httptools.HttpParserUpgrade:
             # The request asking to upgrade was complete (and is answered
             # normally); what follows it is not HTTP we speak.
@@ -199,6 +213,14 @@ class HttpConn(asyncio.Protocol):
             self.discarding = True
             self._pause_reading()
             self._pump()
+
+    def _http09(self, data: bytes) -> bool:
+        """A request line that ended right after its target (``GET /``):
+        llhttp would wait for headers that never come, so say no now."""
+        if self.parser.get_http_version() != "0.0":
+            return False
+        end = data.rfind(self.url)
+        return end >= 0 and data[end + len(self.url) : end + len(self.url) + 1] in (b"\r", b"\n")
 
     def eof_received(self) -> bool | None:
         # A client may half-close after its last request: answer it first.
@@ -258,7 +280,10 @@ class HttpConn(asyncio.Protocol):
         self.phase = BODY
         self.since = self.clock.now
         parser = self.parser
-        if self.host_count != 1 and (self.host_count > 1 or parser.get_http_version() == "1.1"):
+        version = parser.get_http_version()
+        if version == "0.9":
+            self._refuse(BAD_REQUEST, "HTTP/0.9 requests are not supported")
+        if self.host_count != 1 and (self.host_count > 1 or version == "1.1"):
             self._refuse(BAD_REQUEST, "an HTTP/1.1 request needs exactly one Host header")
         method = parser.get_method()
         if method == b"CONNECT":
