@@ -3,7 +3,7 @@ keeps issue 3's object model can do for a new Function, with no kopf at all.
 
 It watches Functions, and for each one it has not seen renders the same
 ConfigMap, Service and Deployment as Ember's operator (the same pure
-renderers), creates them with the same client (``ember_operator.kube``),
+renderers), creates them with the same client (``ember_operator.kube.client``),
 and patches the same Ready status: four writes, nothing else. No retries,
 no drift checks, no Deployment watch, no per-object state.
 
@@ -27,9 +27,11 @@ from urllib.parse import urlparse
 
 from aiohttp import web
 
-from ember_operator import status as st
 from ember_operator.config import Config
-from ember_operator.kube import Kube, path
+from ember_operator.diagnose.deployment import summarize_deployment
+from ember_operator.diagnose.function import function_conditions
+from ember_operator.kube.client import Kube
+from ember_operator.kube.resources import path
 from ember_operator.render.common import FunctionObject
 from ember_operator.render.configmap import render_configmap
 from ember_operator.render.deployment import render_deployment
@@ -47,13 +49,13 @@ async def handle(kube: Kube, config: Config, body: dict[str, Any]) -> None:
     deployment = await kube.request(
         "POST", path("Deployment", fn.namespace), body=render_deployment(fn, config)
     )
-    summary = st.summarize_deployment(deployment)
+    summary = summarize_deployment(deployment)
     await kube.patch_status(
         "Function",
         fn.namespace,
         fn.name,
         {
-            "conditions": st.function_conditions(summary, None, ()),
+            "conditions": function_conditions(summary, None, ()),
             "replicas": summary.replicas,
             "readyReplicas": summary.ready_replicas,
             "observedGeneration": body["metadata"].get("generation"),

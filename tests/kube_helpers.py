@@ -1,4 +1,5 @@
-"""Small, dependable helpers for tests that talk to a real cluster.
+"""Small, dependable helpers for tests that talk to a real cluster, shared
+by the integration and e2e tiers.
 
 They poll with a deadline instead of sleeping, so a slow 2-core machine makes
 a test slower, never flaky; and every failure says what it was waiting for.
@@ -11,7 +12,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import yaml
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from tests.conftest import REPO
 
 T = TypeVar("T")
 
@@ -21,23 +26,54 @@ def api_client(kubeconfig: str) -> client.ApiClient:
 
 
 def eventually(
-    fn: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.2
+    fn: Callable[[], T | None], *, what: str, timeout: float = 30.0, interval: float = 0.2
 ) -> T:
-    """Call ``fn`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    """Call ``fn`` until it returns something truthy; fail with ``what``, the
+    last value and the last error after ``timeout``. An exception counts as
+    "not yet" (an object not created yet is a 404 on the way to success)."""
     deadline = time.monotonic() + timeout
+    last: Any = None
     last_exc: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            result = fn()
-            if result:
-                return result
+            last = fn()
+            if last:
+                return last
         except Exception as exc:
             last_exc = exc
         time.sleep(interval)
     raise AssertionError(
-        f"timed out after {timeout}s waiting for {what}"
+        f"timed out after {timeout}s waiting for {what}: last={last!r}"
         + (f" (last error: {last_exc!r})" if last_exc else "")
     )
+
+
+def install_crds(api: client.ApiClient) -> None:
+    """Apply the generated CRDs (create or replace) and wait until each is
+    Established and its schema is served."""
+    ext = client.ApiextensionsV1Api(api)
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        name = crd["metadata"]["name"]
+        try:
+            live = ext.read_custom_resource_definition(name)
+            crd["metadata"]["resourceVersion"] = live.metadata.resource_version
+            ext.replace_custom_resource_definition(name, crd)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            ext.create_custom_resource_definition(crd)
+
+        def established(name: str = name) -> bool:
+            live = ext.read_custom_resource_definition(name)
+            return any(
+                c.type == "Established" and c.status == "True"
+                for c in (live.status.conditions or [])
+            )
+
+        eventually(established, timeout=30, what=f"CRD {name} established")
+    # Schema changes take a moment to reach every API server handler.
+    time.sleep(1)
 
 
 def unique_name(prefix: str) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
+
 from tests.conftest import on_kind
 from tests.kube_helpers import api_client, create_namespace, delete_namespace, eventually
 

@@ -6,37 +6,19 @@ image; it watches only this test's namespace."""
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 from kopf.testing import KopfRunner
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-from tests.conftest import REPO
-from tests.kube_helpers import eventually
+
+from tests.kube_helpers import eventually, install_crds
 
 pytestmark = pytest.mark.e2e
 
 GROUP, VERSION = "ember.dev", "v1alpha1"
 TAG = os.environ.get("IMAGE_TAG", "dev")
-
-
-def install_crds(k8s: client.ApiClient) -> None:
-    ext = client.ApiextensionsV1Api(k8s)
-    for path in sorted((REPO / "crds").glob("*.yaml")):
-        crd = yaml.safe_load(path.read_text())
-        try:
-            live = ext.read_custom_resource_definition(crd["metadata"]["name"])
-            crd["metadata"]["resourceVersion"] = live.metadata.resource_version
-            ext.replace_custom_resource_definition(crd["metadata"]["name"], crd)
-        except ApiException as e:
-            if e.status != 404:
-                raise
-            ext.create_custom_resource_definition(crd)
-    time.sleep(2)  # let the schema reach every handler
 
 
 @pytest.fixture
@@ -46,7 +28,7 @@ def operator(
     install_crds(k8s)
     monkeypatch.setenv("EMBER_RUNTIME_IMAGE", f"ember/runtime:{TAG}")
     monkeypatch.setenv("EMBER_PROGRESS_DEADLINE_SECONDS", "120")
-    args = ["run", "--standalone", "--namespace", namespace, "-m", "ember_operator.reconcile"]
+    args = ["run", "--standalone", "--namespace", namespace, "-m", "ember_operator.handlers"]
     with KopfRunner(args, timeout=60) as runner:
         yield runner
     assert runner.exception is None, runner.output

@@ -14,10 +14,10 @@ import os
 import httpx
 import pytest
 from kubernetes import client
-from tests.conftest import REPO, run_helm
-from tests.kube_helpers import eventually, unique_name
 
 from ember_operator.api.v1alpha1 import GROUP, VERSION
+from tests.conftest import REPO, run_helm
+from tests.kube_helpers import eventually, unique_name
 
 pytestmark = pytest.mark.e2e
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from kubernetes import client
+
 from tests.conftest import RUNTIME_IMAGE
 from tests.kube_helpers import deployment_ready, eventually
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from kubernetes import client
+
 from tests.kube_helpers import api_client, eventually, unique_name
 
 pytestmark = pytest.mark.integration

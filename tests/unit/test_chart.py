@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+
 from tests.conftest import REPO, run_helm
 
 pytestmark = pytest.mark.unit

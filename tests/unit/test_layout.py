@@ -9,6 +9,7 @@ import sys
 import tomllib
 
 import pytest
+
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.unit

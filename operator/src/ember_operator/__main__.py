@@ -1,16 +1,17 @@
 """``python -m ember_operator``: run the operator (what ``kopf run`` would do),
-with the handlers registered and the watched namespaces taken from
-``EMBER_NAMESPACES`` (empty: all namespaces)."""
+with the handlers registered and every setting from the one ``Config``
+(``EMBER_NAMESPACES``, ``EMBER_LOG_LEVEL``, ``EMBER_LIVENESS_ENDPOINT``, ...),
+parsed once here and handed to the startup handler through kopf's memo."""
 
 from __future__ import annotations
 
 import gc
 import logging
-import os
 
 import kopf
 
 from ember_operator.config import Config
+from ember_operator.reconcile.lifecycle import CONFIG_MEMO
 
 
 def _tune_gc() -> None:
@@ -23,10 +24,10 @@ def _tune_gc() -> None:
 
 
 def main() -> None:
-    import ember_operator.reconcile  # noqa: F401  (registers the handlers)
+    import ember_operator.handlers  # noqa: F401  (registers the handlers)
 
     config = Config.from_env()
-    level = os.environ.get("EMBER_LOG_LEVEL", "INFO").upper()
+    level = config.log_level
     # JSON lines, one per record, with the object a record is about under
     # "object" (kopf's refkey), like every Ember component's logs.
     kopf.configure(
@@ -42,7 +43,8 @@ def main() -> None:
         standalone=True,
         clusterwide=config.clusterwide,
         namespaces=config.namespaces,
-        liveness_endpoint=os.environ.get("EMBER_LIVENESS_ENDPOINT") or None,
+        liveness_endpoint=config.liveness_endpoint,
+        memo=kopf.Memo({CONFIG_MEMO: config}),
     )
 
 

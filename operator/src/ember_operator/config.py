@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_RUNTIME_IMAGE = "ember/runtime:dev"
-DEFAULT_GATEWAY_URL = "http://ember-gateway.ember-system.svc"
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024
 
 
@@ -60,7 +59,10 @@ class Config:
     runtime_image: str = DEFAULT_RUNTIME_IMAGE
     image_pull_policy: str = "IfNotPresent"
     namespaces: tuple[str, ...] = ()  # empty: every namespace
-    gateway_url: str = DEFAULT_GATEWAY_URL
+    # The gateway's base URL, for Function status.url. None (the default)
+    # reports no URL: no gateway serves Functions yet, and a URL nothing
+    # answers at would be a lie.
+    gateway_url: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     default_resources: Mapping[str, Mapping[str, str]] = field(default_factory=_default_resources)
     # A rollout that makes no progress for this long is reported as Failed.
@@ -75,6 +77,9 @@ class Config:
     # them all at once (+7 MB RSS in operator_reconcile) for no throughput:
     # the API connection pool has 32 connections.
     reconcile_concurrency: int = 64
+    log_level: str = "INFO"
+    # kopf's liveness endpoint (``http://0.0.0.0:8080/healthz``); None: off.
+    liveness_endpoint: str | None = None
 
     @property
     def clusterwide(self) -> bool:
@@ -119,4 +124,6 @@ class Config:
             kwargs["post_info_events"] = env["EMBER_POST_INFO_EVENTS"].lower() in ("1", "true")
         if env.get("EMBER_RECONCILE_CONCURRENCY"):
             kwargs["reconcile_concurrency"] = max(1, int(env["EMBER_RECONCILE_CONCURRENCY"]))
+        kwargs["log_level"] = (env.get("EMBER_LOG_LEVEL") or "INFO").upper()
+        kwargs["liveness_endpoint"] = env.get("EMBER_LIVENESS_ENDPOINT") or None
         return cls(**kwargs)

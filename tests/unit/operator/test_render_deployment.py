@@ -55,6 +55,16 @@ def test_inline_source_runs_runtime_image_with_contract_env(
     assert c["livenessProbe"]["httpGet"] == {"path": "/_/health", "port": "http"}
 
 
+def test_the_runtimes_load_error_reaches_the_pod_status(
+    make_function: MakeFn, config: Config
+) -> None:
+    """The runtime writes its fault to /dev/termination-log (the default
+    path); a crash that wrote nothing still leaves the log's tail."""
+    (c,) = render_deployment(make_function(), config)["spec"]["template"]["spec"]["containers"]
+    assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert "terminationMessagePath" not in c  # the kubelet's default: /dev/termination-log
+
+
 def test_image_function_uses_its_image_and_no_source(make_function: MakeFn, config: Config) -> None:
     dep = render_deployment(make_function(image="example/hello:1"), config)
     c = container(dep)

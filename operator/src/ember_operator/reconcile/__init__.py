@@ -1,9 +1,6 @@
-"""The kopf handlers. Importing this package registers them all.
+"""The kopf handlers, thin: observe, render, apply, report.
 
-``kopf run -m ember_operator.reconcile`` (or ``python -m ember_operator``)
-runs them; tests do the same through ``kopf.testing.KopfRunner``.
+Importing the package registers nothing; ``ember_operator.handlers`` imports
+every handler module (so a submodule never imports its own package's
+handlers back through this file).
 """
-
-from ember_operator.reconcile import function, lifecycle, trigger
-
-__all__ = ["function", "lifecycle", "trigger"]

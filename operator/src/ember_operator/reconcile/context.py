@@ -1,11 +1,15 @@
 """What the handlers share for the operator's lifetime: config, the API
-connection, and a little per-Function state.
+connection, the informers, and a little per-Function and per-Trigger state.
 
 The per-Function lock serialises the two writers of a Function's status (the
 Function handler and the Deployment watcher) so the last write is always
 computed from the freshest Deployment either of them has seen. The remembered
 status lets the Deployment watcher skip writes that would change nothing,
-which keeps 1,000 idle Functions cheap.
+which keeps 1,000 idle Functions cheap. The remembered Deployment summary
+and pod problems let a pod event report without reading anything back.
+
+Triggers are remembered by the Function they name, so that a Function's
+creation or deletion updates its Triggers' status without a list call.
 
 ``HandledSpecs`` is kopf's diff base (the last spec handled per object) kept
 in this process. A restarted operator starts empty, so kopf treats every
@@ -24,14 +28,12 @@ from typing import Any, cast
 import kopf
 
 from ember_operator.config import Config
-from ember_operator.kube import Kube
+from ember_operator.diagnose.deployment import Summary
+from ember_operator.diagnose.pods import PodProblem
+from ember_operator.kube.client import Kube
+from ember_operator.kube.informer import Informer
+from ember_operator.kube.objects import Key
 from ember_operator.status import SpecError
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from ember_operator.reconcile.follow import Follower
-
-Key = tuple[str, str]  # (namespace, name)
 
 
 class HandledSpecs(kopf.DiffBaseStorage):
@@ -99,6 +101,17 @@ class FunctionState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     spec_error: SpecError | None = None
     last_status: dict[str, Any] | None = None
+    summary: Summary | None = None  # the last Deployment summary reported
+    pod_problems: dict[str, PodProblem] = field(default_factory=dict)  # by pod name
+
+
+@dataclass
+class TriggerState:
+    function: str
+    kind: str
+    generation: int | None = None
+    conditions: list[dict[str, Any]] = field(default_factory=list)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass
@@ -107,7 +120,10 @@ class Context:
     kube: Kube
     handled: HandledSpecs = field(default_factory=HandledSpecs)
     functions: dict[Key, FunctionState] = field(default_factory=dict)
-    follower: Follower | None = None  # set at startup (see lifecycle)
+    triggers: dict[Key, TriggerState] = field(default_factory=dict)
+    # (namespace, Function name) -> names of the Triggers that name it.
+    triggers_by_function: dict[Key, set[str]] = field(default_factory=dict)
+    informers: list[Informer] = field(default_factory=list)  # started at startup
     reconciling: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -122,6 +138,34 @@ class Context:
     def forget(self, key: Key) -> None:
         self.functions.pop(key, None)
         self.handled.forget("Function", *key)
+
+    def trigger(self, key: Key, function: str, kind: str) -> TriggerState:
+        """The Trigger's state, filed under the Function it names now."""
+        t = self.triggers.get(key)
+        if t is None:
+            t = self.triggers[key] = TriggerState(function=function, kind=kind)
+        elif t.function != function:
+            self._unfile(key, t.function)
+        t.function, t.kind = function, kind
+        self.triggers_by_function.setdefault((key[0], function), set()).add(key[1])
+        return t
+
+    def forget_trigger(self, key: Key) -> None:
+        t = self.triggers.pop(key, None)
+        if t is not None:
+            self._unfile(key, t.function)
+        self.handled.forget("Trigger", *key)
+
+    def _unfile(self, key: Key, function: str) -> None:
+        names = self.triggers_by_function.get((key[0], function))
+        if names is not None:
+            names.discard(key[1])
+            if not names:
+                del self.triggers_by_function[(key[0], function)]
+
+    def triggers_of(self, namespace: str, function: str) -> list[tuple[Key, TriggerState]]:
+        names = self.triggers_by_function.get((namespace, function)) or ()
+        return [((namespace, n), self.triggers[(namespace, n)]) for n in sorted(names)]
 
 
 def context_of(memo: Any) -> Context:

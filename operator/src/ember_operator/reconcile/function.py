@@ -6,9 +6,12 @@ a restart in the middle (say, after the Deployment was created but before
 status was written) simply runs it again and converges on one Deployment
 and a correct status.
 
-Function status follows the Deployment through a watch on Deployments
-labelled ``ember.dev/function`` (``follow``, outside kopf): no timers, and a
-write only when the summary actually changes.
+Function status follows the Deployment and its pods through informers on
+objects labelled ``ember.dev/function`` (``kube.informer``, outside kopf): no
+timers, and a write only when the status actually changes (``report``).
+Inline source is parsed before anything is applied, so a syntax error or a
+missing handler is on the status at once, even at ``scale.min: 0``, and a
+broken edit never replaces pods that work.
 """
 
 from __future__ import annotations
@@ -22,17 +25,18 @@ from pydantic import ValidationError
 
 from ember_operator import status as st
 from ember_operator.api.v1alpha1 import GROUP, VERSION
-from ember_operator.kube import UserFault, controlling_function
-from ember_operator.reconcile.context import Context, Key, context_of
-from ember_operator.render.common import FunctionObject
+from ember_operator.diagnose.deployment import summarize_deployment
+from ember_operator.diagnose.source import check_source
+from ember_operator.kube.client import NameTaken, Refused
+from ember_operator.kube.objects import Key, controlled_by
+from ember_operator.reconcile.context import Context, context_of
+from ember_operator.reconcile.report import report
+from ember_operator.reconcile.trigger import refresh_triggers
+from ember_operator.render.common import FunctionObject, unchanged
 from ember_operator.render.configmap import render_configmap
 from ember_operator.render.deployment import desired_replicas, render_deployment
 from ember_operator.render.names import configmap_name
 from ember_operator.render.service import render_service
-
-
-def function_url(ctx: Context, namespace: str, name: str) -> str:
-    return f"{ctx.config.gateway_url}/fn/{namespace}/{name}"
 
 
 async def check_references(ctx: Context, fn: FunctionObject) -> st.SpecError | None:
@@ -64,37 +68,6 @@ async def check_references(ctx: Context, fn: FunctionObject) -> st.SpecError | N
     return None
 
 
-async def report(
-    ctx: Context,
-    key: Key,
-    summary: st.Summary,
-    *,
-    generation: int | None = None,
-    previous: Mapping[str, Any] | None = None,
-) -> None:
-    """Write status if it changed. Call with the Function's lock held."""
-    state = ctx.state(key)
-    last = state.last_status if state.last_status is not None else dict(previous or {})
-    conditions = st.function_conditions(summary, state.spec_error, last.get("conditions") or ())
-    new: dict[str, Any] = {
-        "conditions": conditions,
-        "replicas": summary.replicas,
-        "readyReplicas": summary.ready_replicas,
-        "url": function_url(ctx, *key),
-    }
-    if generation is not None:
-        new["observedGeneration"] = generation
-    unchanged = st.same_conditions(conditions, last.get("conditions") or ()) and all(
-        last.get(k) == v for k, v in new.items() if k != "conditions"
-    )
-    if not unchanged and not await ctx.kube.patch_status("Function", key[0], key[1], new):
-        state.last_status = None  # the Function is gone
-        return
-    # Remembered even when unchanged: it is what the Deployment watch compares
-    # with, and the sign that this process has reported this Function.
-    state.last_status = {**last, **new}
-
-
 async def reconcile(ctx: Context, body: Mapping[str, Any], *, fresh: bool) -> None:
     meta = body["metadata"]
     key: Key = (meta["namespace"], meta["name"])
@@ -107,22 +80,34 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], *, fresh: bool) -> No
         except ValidationError as e:
             # The CRD schema should make this unreachable; say so rather than crash.
             state.spec_error = st.SpecError(st.REASON_INVALID_SPEC, str(e).splitlines()[0])
-            await report_here(st.summarize_deployment(None))
+            await report_here(summarize_deployment(None))
             raise kopf.PermanentError(str(e)) from e
 
         deployment = None
-        state.spec_error = await check_references(ctx, fn)
+        state.spec_error = None
+        if fn.spec.source is not None:
+            state.spec_error = check_source(fn.spec.source, fn.spec.handler)
+        if state.spec_error is None:
+            state.spec_error = await check_references(ctx, fn)
         if state.spec_error is None:
             try:
                 deployment = await apply_children(ctx, fn, fresh=fresh)
-            except UserFault as e:
-                state.spec_error = st.SpecError(e.reason, e.message)
-        await report_here(st.summarize_deployment(deployment))
-        if state.spec_error is not None:
-            # The user (or another controller) has to act; look again later.
-            raise kopf.TemporaryError(
-                state.spec_error.message, delay=ctx.config.user_error_retry_seconds
-            )
+            except Refused as e:
+                state.spec_error = st.SpecError(st.REASON_INVALID_SPEC, e.message)
+            except NameTaken as e:
+                state.spec_error = st.SpecError(st.REASON_NAME_CONFLICT, e.message)
+        elif not fresh:
+            # Not applied: the pods of the last good spec keep serving, and
+            # the status counts them.
+            deployment = await ctx.kube.get("Deployment", *key)
+        await report_here(summarize_deployment(deployment))
+    await refresh_triggers(ctx, key, function_found=True)
+    error = state.spec_error
+    if error is not None and not error.retry:
+        raise kopf.PermanentError(error.message)  # only a new spec fixes it
+    if error is not None:
+        # The user (or another controller) has to act; look again later.
+        raise kopf.TemporaryError(error.message, delay=ctx.config.user_error_retry_seconds)
 
 
 async def apply_children(ctx: Context, fn: FunctionObject, *, fresh: bool) -> dict[str, Any]:
@@ -130,14 +115,14 @@ async def apply_children(ctx: Context, fn: FunctionObject, *, fresh: bool) -> di
     kube = ctx.kube
     configmap = render_configmap(fn)
     if configmap is not None:
-        await kube.ensure(configmap, fn.uid, create_first=fresh)
+        await kube.ensure(configmap, unchanged=unchanged, create_first=fresh)
     elif not fresh:
         # Switched from inline source to an image: drop the old source.
         await kube.delete_owned("ConfigMap", fn.namespace, configmap_name(fn.name), fn.uid)
-    await kube.ensure(render_service(fn), fn.uid, create_first=fresh)
+    await kube.ensure(render_service(fn), unchanged=unchanged, create_first=fresh)
     return await kube.ensure(
         render_deployment(fn, ctx.config),
-        fn.uid,
+        unchanged=unchanged,
         create_first=fresh,
         replicas=partial(desired_replicas, scale=fn.spec.scale),
     )
@@ -155,17 +140,22 @@ async def function_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await reconcile(context_of(memo), body, fresh=False)
 
 
-@kopf.on.delete(GROUP, VERSION, "functions", optional=True)
-async def function_deleted(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    """Children go with the owner references; only the in-memory state is ours."""
-    context_of(memo).forget((namespace or "", name))
+@kopf.on.event(GROUP, VERSION, "functions")
+async def function_event(type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    """A deleted Function: children go with the owner references; the
+    in-memory state is ours to drop, and its Triggers' status must follow."""
+    if type == "DELETED":
+        ctx = context_of(memo)
+        key = (namespace or "", name)
+        ctx.forget(key)
+        await refresh_triggers(ctx, key, function_found=False)
 
 
 async def deployment_event(ctx: Context, type: str, body: Mapping[str, Any]) -> None:
-    """A Function's Deployment changed (see ``follow``): report the status it
-    implies, or put the Deployment back if it was deleted by hand."""
-    owned = controlling_function(body)
-    if owned is None:
+    """A Function's Deployment changed (see the informer): report the status
+    it implies, or put the Deployment back if it was deleted by hand."""
+    owned = controlled_by(body, "Function")
+    if owned is None or not ctx.config.watches(owned[0][0]):
         return
     key, owner = owned
     if type == "DELETED":
@@ -185,6 +175,6 @@ async def deployment_event(ctx: Context, type: str, body: Mapping[str, Any]) -> 
     async with state.lock:
         if state.last_status is None:
             return  # that reconcile failed before reporting; kopf retries it
-        await report(ctx, key, st.summarize_deployment(body))
+        await report(ctx, key, summarize_deployment(body))
     if state.last_status is None:  # the Function is gone: nothing to remember
         ctx.forget(key)

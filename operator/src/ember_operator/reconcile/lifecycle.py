@@ -1,4 +1,4 @@
-"""Operator start and stop: kopf settings, the API connection, the config.
+"""Operator start and stop: kopf settings, the API connection, the informers.
 
 Kopf remembers the last spec it handled in memory (``HandledSpecs``), not
 in an annotation on every object: that annotation cost one more write per
@@ -7,28 +7,40 @@ every watcher), and a new operator process needs no memory anyway, because
 every handler is idempotent. Retries still record their progress in
 ``ember.dev/*`` annotations. Only warnings and errors become Kubernetes
 Events (an Event per successful handler run would cost one extra API call
-per object). Deployments are followed outside kopf (``follow``).
+per object). Deployments and pods are followed outside kopf, by informers
+(``kube.informer``).
+
+The Config is the one ``python -m ember_operator`` parsed, passed in kopf's
+memo; ``kopf run -m ember_operator.reconcile`` (the tests) has none, and
+the environment is read here instead, once either way.
 """
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 import kopf
 
 from ember_operator.config import Config
-from ember_operator.kube import Kube
+from ember_operator.kube.client import Kube
+from ember_operator.kube.informer import Informer
+from ember_operator.kube.resources import RESOURCES
 from ember_operator.reconcile.context import Context, RetryProgress, context_of
-from ember_operator.reconcile.follow import Follower
 from ember_operator.reconcile.function import deployment_event
+from ember_operator.reconcile.report import pod_event
+from ember_operator.render.labels import FUNCTION_LABEL
 
 PREFIX = "ember.dev"
+CONFIG_MEMO = "ember_config"  # where __main__ puts its Config
 
 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    config = Config.from_env()
+    config = memo.get(CONFIG_MEMO)
+    if not isinstance(config, Config):
+        config = Config.from_env()
     settings.persistence.progress_storage = RetryProgress(prefix=PREFIX)
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.posting.level = logging.INFO if config.post_info_events else logging.WARNING
@@ -36,14 +48,23 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.ember = ctx = Context(config=config, kube=await Kube.connect())
     # kopf's diff base is the Context's, so forgetting a Function forgets both.
     settings.persistence.diffbase_storage = ctx.handled
-    ctx.follower = Follower(ctx, deployment_event)
-    ctx.follower.start()
+    for kind, handler in (("Deployment", deployment_event), ("Pod", pod_event)):
+        informer = Informer(
+            ctx.kube,
+            RESOURCES[kind],
+            partial(handler, ctx),
+            namespaces=config.plain_namespaces,
+            accepts_namespace=None if config.plain_namespaces is not None else config.watches,
+            label_selector=FUNCTION_LABEL,
+        )
+        ctx.informers.append(informer)
+        informer.start()
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     if getattr(memo, "ember", None) is not None:
         ctx = context_of(memo)
-        if ctx.follower is not None:
-            await ctx.follower.stop()
+        for informer in ctx.informers:
+            await informer.stop()
         await ctx.kube.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,17 @@ def spec_hash(manifest: dict[str, Any]) -> str:
     if isinstance(hashed.get("spec"), dict):
         hashed["spec"] = {k: v for k, v in hashed["spec"].items() if k != "replicas"}
     return digest(hashed)
+
+
+def unchanged(live: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Whether a live object still carries the spec hash of ``desired``
+    (what ``Kube.ensure`` asks before it replaces anything)."""
+    return _hash_of(live) == _hash_of(desired)
+
+
+def _hash_of(obj: Mapping[str, Any]) -> str | None:
+    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(SPEC_HASH_ANNOTATION)
+    return str(value) if value is not None else None
 
 
 def stamp(manifest: dict[str, Any]) -> dict[str, Any]:

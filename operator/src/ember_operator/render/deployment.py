@@ -100,6 +100,10 @@ def render_deployment(fn: FunctionObject, config: Config) -> dict[str, Any]:
             "timeoutSeconds": 2,
             "failureThreshold": 3,
         },
+        # The runtime writes its load error (``Runtime.HandlerNotFound: ...``)
+        # to /dev/termination-log; the operator reads it from the pod's
+        # status. A crash that wrote nothing leaves the log's tail instead.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},

@@ -8,18 +8,10 @@ from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
-from operator_kit import GROUP, VERSION, Cluster, function
+
+from tests.integration.control_plane.kit import Cluster, function, trigger
 
 pytestmark = pytest.mark.integration
-
-
-def trigger(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Trigger",
-        "metadata": {"name": name},
-        "spec": {"function": "hello", **spec},
-    }
 
 
 def with_spec(body: dict[str, Any], **spec: Any) -> dict[str, Any]:

@@ -1,31 +1,24 @@
-"""Helpers for the operator's integration tests (imported by conftest and tests)."""
+"""Helpers for the control plane's integration tests: a thin sync client,
+body builders, and the operator run in-process. Polling and CRD installs
+are the shared ones in ``tests.kube_helpers``."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
+from kopf.testing import KopfRunner
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-GROUP, VERSION = "ember.dev", "v1alpha1"
-
-T = TypeVar("T")
+from ember_operator.api.v1alpha1 import GROUP, VERSION
 
 
-def wait_for(
-    probe: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.2, what: str = ""
-) -> T:
-    """Poll until ``probe`` returns something truthy; bounded in time."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}: last={last!r}")
+def run_operator(namespace: str) -> KopfRunner:
+    """The operator in this process (kopf's runner thread), watching one namespace."""
+    return KopfRunner(
+        ["run", "--standalone", "--namespace", namespace, "-m", "ember_operator.handlers"],
+        timeout=60,
+    )
 
 
 class Cluster:
@@ -91,3 +84,12 @@ def function(
     if source is not None and "image" not in spec:
         body["spec"]["source"] = source
     return body
+
+
+def trigger(name: str, function: str = "hello", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Trigger",
+        "metadata": {"name": name},
+        "spec": {"function": function, **spec},
+    }

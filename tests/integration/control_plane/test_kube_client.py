@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from operator_kit import Cluster
 
-from ember_operator.kube import ApiError, Kube, path
+from ember_operator.kube.client import ApiError, Kube
+from ember_operator.kube.resources import path
+from tests.integration.control_plane.kit import Cluster
 
 pytestmark = pytest.mark.integration
 

@@ -1,66 +1,47 @@
-"""The one module that talks to the Kubernetes API, and its error policy.
+"""The one client layer: requests to the Kubernetes API and their error policy.
 
 Everything above this module deals in plain manifest dicts and three kinds of
 outcome, so the choice of client library stays a local detail:
 
 * a value (or ``None`` for 404 on a read: absence is an answer, not an error);
-* ``UserFault``: the user's spec cannot be applied (an object of the same name
-  that Ember does not own, a manifest the API server refuses as invalid). The
-  handler turns it into a condition and does not retry fast;
+* ``UserFault``: the user's spec cannot be applied: ``NameTaken`` (an object
+  of the same name that another controller, or nobody, owns) or ``Refused``
+  (a manifest the API server rejects as invalid). The handler turns it into a
+  condition with a reason of its own and does not retry fast;
 * ``kopf.TemporaryError``: anything that may pass by itself (409 on a stale
   write, 429, 5xx, a namespace being terminated, a dropped connection); kopf
   retries it with a delay.
 
 Objects are reconciled by ``ensure``: create, and on 409 read, check that the
-object is controlled by this Function, compare the spec-hash annotation, and
-replace only on drift. Replicas are never copied from the desired manifest
-onto a live Deployment: the caller's ``replicas`` function decides from the
-live count, which belongs to the autoscaler.
+object is controlled by the owner the desired manifest names, ask the caller
+whether the live object is still what it wants (Ember compares a spec-hash
+annotation; this module does not know it), and replace only on drift.
+Replicas are never copied from the desired manifest onto a live Deployment:
+the caller's ``replicas`` function decides from the live count, which belongs
+to the autoscaler.
 
-The transport is ``kubernetes_asyncio`` on kopf's event loop, with responses
-kept as JSON (no model (de)serialisation). The ``operator_reconcile``
-benchmark chose it: with 1,000 Functions it reached 30.4 objects/s against
-28.3 for the blocking client in the loop's thread pool, at the same operator
-CPU (17 s) and ~14 MB less RSS.
-The client is not the bottleneck; kopf's per-event work and the API server's
-writes are. Two details of the client did matter: its session's
-``trust_env`` (a proxy and ~/.netrc lookup in a worker thread per request,
-16% of operator CPU) and the pool size: at 1,000 Functions, 64 TLS
-connections reached 44.7 objects/s at +93 MB RSS, 32 reached 41.1 at +76,
-16 only 35.7 at +65 (with fewer connections the operator's requests get a
-smaller share of a saturated API server).
+The connection itself (which library, which pool) is ``transport``'s;
+the paths are ``resources``'.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-import os
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import kopf
-from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from ember_operator.api.v1alpha1 import GROUP, VERSION
-from ember_operator.render.labels import SPEC_HASH_ANNOTATION
+from ember_operator.kube.objects import controller_ref, controller_uid
+from ember_operator.kube.resources import path
+from ember_operator.kube.transport import open_clients
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 
-# kind -> (path prefix, plural). Namespaced kinds only.
-_KINDS: dict[str, tuple[str, str]] = {
-    "ConfigMap": ("/api/v1", "configmaps"),
-    "Secret": ("/api/v1", "secrets"),
-    "Service": ("/api/v1", "services"),
-    "Deployment": ("/apis/apps/v1", "deployments"),
-    "Function": (f"/apis/{GROUP}/{VERSION}", "functions"),
-    "Trigger": (f"/apis/{GROUP}/{VERSION}", "triggers"),
-}
 
 # Retry delays (seconds) for transient failures.
 CONFLICT_DELAY = 1.0
@@ -69,12 +50,19 @@ FORBIDDEN_DELAY = 30.0
 
 
 class UserFault(Exception):
-    """The user's spec cannot be applied as it is; ``reason`` is a status constant."""
+    """The user's spec cannot be applied as it is; the caller names the reason."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.reason = reason
         self.message = message
+
+
+class Refused(UserFault):
+    """The API server rejected the manifest as invalid (400, 422)."""
+
+
+class NameTaken(UserFault):
+    """An object of that name exists and its controller is someone else."""
 
 
 @dataclass
@@ -90,18 +78,6 @@ class ApiError(Exception):
             return self.body
 
 
-def path(kind: str, namespace: str | None, name: str | None = None, sub: str | None = None) -> str:
-    """An object's or a collection's path; ``namespace=None`` (no name) is
-    the collection across every namespace, for lists and watches."""
-    prefix, plural = _KINDS[kind]
-    p = f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
-    if name is not None:
-        p += f"/{name}"
-    if sub is not None:
-        p += f"/{sub}"
-    return p
-
-
 def transient(err: ApiError, what: str) -> kopf.TemporaryError:
     """The retry policy for everything that is not a user fault."""
     if err.status == 409:
@@ -110,36 +86,6 @@ def transient(err: ApiError, what: str) -> kopf.TemporaryError:
         # A terminating namespace or missing RBAC: neither is fixed by hammering.
         return kopf.TemporaryError(f"{what}: forbidden: {err.message}", delay=FORBIDDEN_DELAY)
     return kopf.TemporaryError(f"{what}: HTTP {err.status}: {err.message}", delay=TRANSIENT_DELAY)
-
-
-def controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return dict(ref)
-    return None
-
-
-def controlling_function(
-    obj: Mapping[str, Any],
-) -> tuple[tuple[str, str], Mapping[str, Any]] | None:
-    """(namespace, name) of the Function controlling ``obj``, and the
-    owner reference itself; None when no Function controls it."""
-    owner = controller_ref(obj)
-    namespace = (obj.get("metadata") or {}).get("namespace")
-    if owner is None or owner.get("kind") != "Function" or not namespace:
-        return None
-    return (str(namespace), str(owner["name"])), owner
-
-
-def controller_uid(obj: Mapping[str, Any]) -> str | None:
-    ref = controller_ref(obj)
-    return str(ref.get("uid")) if ref is not None else None
-
-
-def live_hash(obj: Mapping[str, Any]) -> str | None:
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    value = annotations.get(SPEC_HASH_ANNOTATION)
-    return str(value) if value is not None else None
 
 
 FIELD_MANAGER = "ember-operator"
@@ -157,24 +103,8 @@ class Kube:
 
     @classmethod
     async def connect(cls, pool_size: int = 32) -> Kube:
-        """In-cluster credentials when present, else the current KUBECONFIG."""
-        configuration = k8s_client.Configuration()
-        try:
-            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        except k8s_config.ConfigException:
-            # Read KUBECONFIG now: the library reads it once, at import time.
-            await k8s_config.load_kube_config(
-                config_file=os.environ.get("KUBECONFIG") or None,
-                client_configuration=configuration,
-            )
-        watch_configuration = copy.copy(configuration)
-        watch_configuration.connection_pool_maxsize = 0  # no limit: one per watch
-        configuration.connection_pool_maxsize = pool_size
-        api = k8s_client.ApiClient(configuration)
-        watch_api = k8s_client.ApiClient(watch_configuration)
-        for client in (api, watch_api):
-            _no_env_lookups(client)
-        return cls(api, watch_api)
+        """A client with in-cluster credentials when present, else KUBECONFIG's."""
+        return cls(*await open_clients(pool_size))
 
     async def close(self) -> None:
         await self._api.close()
@@ -255,14 +185,17 @@ class Kube:
     async def ensure(
         self,
         desired: dict[str, Any],
-        owner_uid: str,
         *,
+        unchanged: Callable[[Mapping[str, Any], Mapping[str, Any]], bool],
         create_first: bool = True,
         replicas: Callable[[int | None], int] | None = None,
     ) -> dict[str, Any]:
         """Make the live object match ``desired``; return the live object.
 
-        ``create_first`` saves a round trip for new Functions; existing ones
+        ``desired`` names its controller in its owner references; a live
+        object controlled by anyone else is not taken over. ``unchanged(live,
+        desired)`` says whether the live object needs no update.
+        ``create_first`` saves a round trip for new objects; existing ones
         (updates, resumes) read first so an unchanged object costs one GET.
         """
         kind = desired["kind"]
@@ -279,25 +212,24 @@ class Kube:
                 if e.status == 409:  # already there: compare below
                     live = await self.get(kind, ns, name)
                 elif e.status in (400, 422):
-                    raise UserFault("InvalidSpec", f"{what}: {e.message}") from e
+                    raise Refused(f"{what}: {e.message}") from e
                 else:
                     raise transient(e, f"create {what}") from e
             if live is None:  # deleted between the 409 and the read
                 raise kopf.TemporaryError(f"{what} vanished, retrying", delay=CONFLICT_DELAY)
 
-        owner = controller_ref(live)
-        if owner is None or owner.get("uid") != owner_uid:
-            if owner is not None and owner.get("kind") == "Function":
-                # Left over from a deleted Function of the same name: the
+        owner, want = controller_ref(live), controller_ref(desired) or {}
+        if owner is None or owner.get("uid") != want.get("uid"):
+            kind_of_owner = want.get("kind", "owner")
+            if owner is not None and owner.get("kind") == kind_of_owner:
+                # Left over from a deleted owner of the same name: the
                 # garbage collector is about to remove it.
-                raise kopf.TemporaryError(f"{what} belongs to an older Function", delay=2)
-            raise UserFault(
-                "NameConflict", f"{what} already exists and is not managed by this Function"
-            )
+                raise kopf.TemporaryError(f"{what} belongs to an older {kind_of_owner}", delay=2)
+            raise NameTaken(f"{what} already exists and is not managed by this {kind_of_owner}")
 
         current_replicas = (live.get("spec") or {}).get("replicas")
         want_replicas = replicas(current_replicas) if replicas is not None else None
-        if live_hash(live) == live_hash(desired) and want_replicas == current_replicas:
+        if unchanged(live, desired) and want_replicas == current_replicas:
             return live
 
         body = _merge_for_replace(live, desired)
@@ -307,7 +239,7 @@ class Kube:
             return await self.request("PUT", path(kind, ns, name), body=body)
         except ApiError as e:
             if e.status in (400, 422):
-                raise UserFault("InvalidSpec", f"{what}: {e.message}") from e
+                raise Refused(f"{what}: {e.message}") from e
             raise transient(e, f"update {what}") from e
 
     async def delete_owned(self, kind: str, namespace: str, name: str, owner_uid: str) -> None:
@@ -337,25 +269,6 @@ class Kube:
                 return False
             raise transient(e, f"status of {kind} {namespace}/{name}") from e
         return True
-
-
-_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
-
-
-def _no_env_lookups(api: Any) -> None:
-    """kubernetes_asyncio opens its aiohttp session with ``trust_env=True``,
-    which makes every request look up proxies and ~/.netrc in a worker thread
-    (16% of the operator's CPU in the benchmark). Use the same connector
-    without that, as kopf does by default, unless a proxy is configured
-    through the environment."""
-    if any(os.environ.get(var) for var in _PROXY_VARS):
-        return
-    rest = api.rest_client
-    old = rest.pool_manager
-    rest.pool_manager = aiohttp.ClientSession(
-        connector=old.connector, trust_env=False, read_bufsize=2**21
-    )
-    old.detach()  # the new session owns the connector now
 
 
 def _merge_for_replace(live: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from kopf.testing import KopfRunner
 from kubernetes.client.exceptions import ApiException
-from operator_kit import Cluster, function, wait_for
 
-from conftest import run_operator
 from ember_operator.reconcile import function as fn_handlers
+from tests.integration.control_plane.kit import Cluster, function, run_operator
+from tests.kube_helpers import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ def wait_status(
             return None
         return obj
 
-    return wait_for(probe, timeout=30, what=f"{name} Ready={ready} reason={reason}")
+    return eventually(probe, timeout=30, what=f"{name} Ready={ready} reason={reason}")
 
 
 def test_create_update_and_delete(cluster: Cluster, namespace: str, operator: KopfRunner) -> None:
@@ -71,14 +71,14 @@ def test_create_update_and_delete(cluster: Cluster, namespace: str, operator: Ko
         d = cluster.deployment(ns, "hello")
         return d if d.metadata.annotations[SPEC_HASH] != first_hash else None
 
-    dep = wait_for(rolled, what="the Deployment's spec hash to change")
+    dep = eventually(rolled, what="the Deployment's spec hash to change")
     assert dep.spec.replicas == 1
     assert (
         cluster.core.read_namespaced_config_map("hello-source", ns)
         .data["main.py"]
         .endswith("return 2\n")
     )
-    wait_for(
+    eventually(
         lambda: (
             (cluster.get("functions", ns, "hello") or {})
             .get("status", {})
@@ -90,7 +90,7 @@ def test_create_update_and_delete(cluster: Cluster, namespace: str, operator: Ko
 
     # Raising scale.min above the live count lifts it (a floor, not a fight).
     cluster.patch("functions", ns, "hello", {"spec": {"scale": {"min": 2, "max": 3}}})
-    wait_for(lambda: cluster.deployment(ns, "hello").spec.replicas == 2, what="replicas 2")
+    eventually(lambda: cluster.deployment(ns, "hello").spec.replicas == 2, what="replicas 2")
 
     cluster.delete("functions", ns, "hello")
 
@@ -101,7 +101,7 @@ def test_create_update_and_delete(cluster: Cluster, namespace: str, operator: Ko
         except ApiException as e:
             return e.status == 404 and cluster.deployment(ns, "hello") is None
 
-    wait_for(gone, timeout=60, what="children garbage-collected")
+    eventually(gone, timeout=60, what="children garbage-collected")
 
 
 def test_deployment_deleted_by_hand_is_put_back(
@@ -119,7 +119,7 @@ def test_deployment_deleted_by_hand_is_put_back(
         d = cluster.deployment(ns, "again")
         return d if d is not None and d.metadata.uid != first.metadata.uid else None
 
-    second = wait_for(replaced, what="a new Deployment")
+    second = eventually(replaced, what="a new Deployment")
     (owner,) = second.metadata.owner_references
     assert (owner.kind, owner.uid) == ("Function", created["metadata"]["uid"])
     wait_status(cluster, ns, "again", ready="True", reason="ScaledToZero", generation=1)
@@ -142,7 +142,7 @@ def test_image_function_has_no_configmap_and_switch_removes_it(
         except ApiException as e:
             return e.status == 404 and image == "example/swap:1"
 
-    wait_for(switched, what="image in use and source ConfigMap deleted")
+    eventually(switched, what="image in use and source ConfigMap deleted")
 
 
 def test_missing_secret_is_a_condition_then_heals(
@@ -179,29 +179,53 @@ def test_name_taken_by_a_foreign_object_is_a_condition(
     assert not svc.metadata.owner_references  # left alone
 
 
-def test_unstartable_image_reports_failed(
+def test_an_image_that_cannot_be_pulled_is_named_within_seconds(
     cluster: Cluster, namespace: str, operator: KopfRunner
 ) -> None:
-    """An image that cannot start: the rollout deadline (8 s here) ends in Failed."""
+    """The pod's waiting state says why, long before the rollout deadline."""
     ns = namespace
     cluster.create(
         "functions",
         ns,
         function("broken", image="ember.invalid/nope:0", scale={"min": 1, "max": 1}),
     )
-    obj = wait_status(cluster, ns, "broken", ready="False", reason="RollingOut")
-    assert cluster.condition(obj, "Progressing")["status"] == "True"  # type: ignore[index]
-    obj = wait_for(
-        lambda: (
-            o
-            if (o := cluster.get("functions", ns, "broken"))
-            and (cluster.condition(o, "Failed") or {}).get("reason") == "ProgressDeadlineExceeded"
-            else None
-        ),
-        timeout=45,
-        what="ProgressDeadlineExceeded",
-    )
+    obj = wait_status(cluster, ns, "broken", ready="False", reason="ImagePullFailed")
+    failed = cluster.condition(obj, "Failed")
+    assert failed is not None and failed["reason"] == "ImagePullFailed"
+    assert "'ember.invalid/nope:0' cannot be pulled" in failed["message"]
     assert obj["status"]["readyReplicas"] == 0
+
+
+def test_broken_inline_source_is_reported_at_apply_time_even_at_zero(
+    cluster: Cluster, namespace: str, operator: KopfRunner
+) -> None:
+    ns = namespace
+    cluster.create("functions", ns, function("typo", source="def handle(event, context)\n"))
+    obj = wait_status(cluster, ns, "typo", ready="False", reason="SourceSyntaxError")
+    assert cluster.condition(obj, "Failed")["message"].startswith("main.py, line 1")  # type: ignore[index]
+    assert cluster.deployment(ns, "typo") is None  # nothing to crash-loop
+
+    cluster.create(
+        "functions", ns, function("misnamed", source="def handler(e, c):\n    return e\n")
+    )
+    obj = wait_status(cluster, ns, "misnamed", ready="False", reason="HandlerNotFound")
+    message = cluster.condition(obj, "Ready")["message"]  # type: ignore[index]
+    assert "'handle'" in message and message.endswith("Found: handler")
+
+    # The fix is applied as any spec change is.
+    cluster.patch("functions", ns, "misnamed", {"spec": {"handler": "main:handler"}})
+    wait_status(cluster, ns, "misnamed", ready="True", reason="ScaledToZero", generation=2)
+
+
+def test_no_url_until_a_gateway_is_configured(
+    cluster: Cluster, namespace: str, operator_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EMBER_GATEWAY_URL")
+    with run_operator(namespace) as runner:
+        cluster.create("functions", namespace, function("plain"))
+        obj = wait_status(cluster, namespace, "plain", ready="True", reason="ScaledToZero")
+    assert runner.exception is None, runner.output
+    assert "url" not in obj["status"]
 
 
 def test_restart_between_deployment_and_status(
@@ -218,7 +242,7 @@ def test_restart_between_deployment_and_status(
     monkeypatch.setattr(fn_handlers, "report", stuck)
     with run_operator(ns):
         cluster.create("functions", ns, function("phoenix", scale={"min": 0, "max": 2}))
-        wait_for(lambda: cluster.deployment(ns, "phoenix"), what="Deployment created")
+        eventually(lambda: cluster.deployment(ns, "phoenix"), what="Deployment created")
     assert (cluster.get("functions", ns, "phoenix") or {}).get("status") is None
 
     monkeypatch.setattr(fn_handlers, "report", real_report)
@@ -230,24 +254,3 @@ def test_restart_between_deployment_and_status(
     ).items
     assert len(deployments) == 1
     assert obj["status"]["url"].endswith(f"/fn/{ns}/phoenix")
-
-
-def test_trigger_reports_whether_its_function_exists(
-    cluster: Cluster, namespace: str, operator: KopfRunner
-) -> None:
-    ns = namespace
-    body = {
-        "apiVersion": "ember.dev/v1alpha1",
-        "kind": "Trigger",
-        "metadata": {"name": "every-minute"},
-        "spec": {"function": "later", "schedule": {"cron": "* * * * *"}},
-    }
-    cluster.create("triggers", ns, body)
-
-    def reason() -> str | None:
-        cond = cluster.condition(cluster.get("triggers", ns, "every-minute"), "Ready")
-        return cond["reason"] if cond else None
-
-    wait_for(lambda: reason() == "FunctionNotFound", what="FunctionNotFound")
-    cluster.create("functions", ns, function("later"))
-    wait_for(lambda: reason() == "FunctionFound", timeout=45, what="FunctionFound")

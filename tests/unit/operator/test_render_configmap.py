@@ -1,4 +1,4 @@
-"""ConfigMap (inline source) and Service renderers."""
+"""The ConfigMap that carries inline source."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 from ember_operator.render.common import FunctionObject
 from ember_operator.render.configmap import render_configmap
 from ember_operator.render.labels import SPEC_HASH_ANNOTATION
-from ember_operator.render.service import render_service
 
 pytestmark = pytest.mark.unit
 
@@ -40,15 +39,3 @@ def test_configmap_hash_follows_source(make_function: MakeFn) -> None:
         a["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
         != (b["metadata"]["annotations"][SPEC_HASH_ANNOTATION])
     )
-
-
-def test_service_is_headless_on_the_runtime_port(make_function: MakeFn) -> None:
-    # The gateway balances over pod IPs from EndpointSlices: no virtual IP.
-    svc = render_service(make_function())
-    assert svc["spec"]["type"] == "ClusterIP"
-    assert svc["spec"]["clusterIP"] == "None"
-    assert svc["spec"]["ports"] == [
-        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
-    ]
-    assert svc["spec"]["selector"] == {"ember.dev/function": "hello"}
-    assert render_service(make_function()) == svc

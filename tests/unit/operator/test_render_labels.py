@@ -1,18 +1,12 @@
-"""Names and labels: one place, stable values."""
+"""Labels: Kubernetes' conventions, and a selector that can never change."""
 
 from __future__ import annotations
 
 import pytest
 
-from ember_operator.render import labels, names
+from ember_operator.render import labels
 
 pytestmark = pytest.mark.unit
-
-
-def test_names() -> None:
-    assert names.deployment_name("hello") == "hello"
-    assert names.service_name("hello") == "hello"
-    assert names.configmap_name("hello") == "hello-source"
 
 
 def test_labels_carry_conventions_and_selector_is_minimal() -> None:

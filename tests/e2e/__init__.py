@@ -1,0 +1,1 @@
+"""Test package (see tests/conftest.py for the tiers)."""

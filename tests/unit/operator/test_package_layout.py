@@ -1,0 +1,118 @@
+"""The operator package keeps its shape: no import loops (not even under
+``TYPE_CHECKING``: a loop there is a loop in the design), the client layer
+below the handlers and renderers, and small modules that say why they exist.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.unit
+
+ROOT = REPO / "operator/src"
+PACKAGE = ROOT / "ember_operator"
+MAX_LINES = 300
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports(name: str) -> set[str]:
+    """Ember modules ``name`` imports, anywhere in the file, plus the
+    packages whose ``__init__`` running it implies."""
+    tree = ast.parse(MODULES[name].read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    deps = set()
+    for dep in found:
+        while dep and dep not in MODULES:
+            dep = dep.rpartition(".")[0]
+        if dep.startswith("ember_operator") and dep != name:
+            deps.add(dep)
+            parent = dep.rpartition(".")[0]
+            while parent:  # importing a.b.c runs a/__init__ and a/b/__init__
+                deps.add(parent)
+                parent = parent.rpartition(".")[0]
+    return deps - {name}
+
+
+GRAPH = {name: imports(name) for name in MODULES}
+
+
+def test_no_import_loops() -> None:
+    loops: list[list[str]] = []
+
+    def visit(node: str, trail: list[str], done: set[str]) -> None:
+        if node in trail:
+            loops.append([*trail[trail.index(node) :], node])
+            return
+        if node in done:
+            return
+        for dep in sorted(GRAPH[node]):
+            visit(dep, [*trail, node], done)
+        done.add(node)
+
+    done: set[str] = set()
+    for name in MODULES:
+        visit(name, [], done)
+    assert loops == []
+
+
+@pytest.mark.parametrize(
+    ("layer", "must_not_import"),
+    [
+        ("ember_operator.kube", ("render", "reconcile", "diagnose", "status", "config")),
+        ("ember_operator.render", ("kube", "reconcile", "diagnose")),
+        ("ember_operator.diagnose", ("kube", "reconcile", "render")),
+        ("ember_operator.api", ("kube", "reconcile", "render", "diagnose")),
+        ("ember_operator.status", ("kube", "reconcile", "render", "diagnose")),
+    ],
+)
+def test_layers_only_import_downwards(layer: str, must_not_import: tuple[str, ...]) -> None:
+    offenders = {
+        (name, dep)
+        for name, deps in GRAPH.items()
+        if name == layer or name.startswith(layer + ".")
+        for dep in deps
+        if any(dep.startswith(f"ember_operator.{bad}") for bad in must_not_import)
+    }
+    assert offenders == set()
+
+
+def test_the_kubernetes_client_is_imported_by_the_client_layer_only() -> None:
+    offenders = [
+        name
+        for name, path in MODULES.items()
+        if not name.startswith("ember_operator.kube")
+        and any(
+            line.lstrip().startswith(("import kubernetes", "from kubernetes"))
+            for line in path.read_text().splitlines()
+        )
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_each_module_is_small_and_says_why_it_exists(name: str) -> None:
+    source = MODULES[name].read_text()
+    if not source.strip():
+        return  # an empty __init__ (the API package) says nothing
+    assert ast.get_docstring(ast.parse(source)), f"{name} has no docstring"
+    assert len(source.splitlines()) <= MAX_LINES, f"{name} is over {MAX_LINES} lines"
