@@ -100,3 +100,35 @@ def test_function_with_ready_pods_reports_ready(
 
     obj = eventually(cold_and_ready, timeout=90, what="Function Ready while scaled to zero")
     assert obj["status"]["readyReplicas"] == 0
+
+
+def test_a_function_the_runtime_cannot_load_reports_the_runtimes_own_error(
+    k8s: client.ApiClient, namespace: str, operator: KopfRunner
+) -> None:
+    """``handle`` exists (the apply-time check passes) but is not callable:
+    the runtime exits with Runtime.HandlerNotFound, writes it to the
+    termination message, and the Function's status carries it in seconds."""
+    custom = client.CustomObjectsApi(k8s)
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Function",
+        "metadata": {"name": "cannot-load"},
+        "spec": {
+            "handler": "main:handle",
+            "source": "handle = 1\n\ndef helper(event, context):\n    return event\n",
+            "scale": {"min": 1, "max": 1},
+        },
+    }
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "functions", body)
+
+    def load_failed() -> dict[str, Any] | None:
+        obj: dict[str, Any] = custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, "functions", "cannot-load"
+        )
+        cond = ready(obj)
+        return cond if cond and cond["reason"] == "FunctionLoadFailed" else None
+
+    cond = eventually(load_failed, timeout=90, what="Function reporting FunctionLoadFailed")
+    assert cond["status"] == "False"
+    assert "Runtime.HandlerNotFound" in cond["message"]
+    assert "Found: helper" in cond["message"]
