@@ -16,13 +16,12 @@ import sys
 
 from ember_runtime.config import Settings, parse_settings, process_start_time
 from ember_runtime.errors import LoadError, LoadFault
+from ember_runtime.pod import TERMINATION_LOG
 from ember_runtime.wire import recv_frame, request_worker
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ember_runtime.contract import Handler
-
-TERMINATION_LOG = "/dev/termination-log"
 
 
 def fail(exc: LoadError, function: str = "") -> int:
@@ -91,7 +90,7 @@ class Zygote:
         os.waitpid(self.pid, 0)
         if status[0] == "error":
             raise LoadError(LoadFault[status[1]], status[2])
-        from ember_runtime.contract import load_target
+        from ember_runtime.loader import load_target
 
         return load_target(self.settings.target, self.settings.source)
 

@@ -15,7 +15,7 @@ import os
 import time
 from typing import Any
 
-from ember_runtime import logs
+from ember_runtime import logs, pod
 from ember_runtime.config import Settings
 from ember_runtime.contract import Handler
 from ember_runtime.errors import INTERNAL, OVERLOADED, TIMEOUT, WORKER_CRASHED, CallFault
@@ -30,6 +30,10 @@ from ember_runtime.pool import CallTimedOut, WorkerDied, WorkerPool
 _JSON = [("content-type", "application/json")]
 _PROMETHEUS = [("content-type", "text/plain; version=0.0.4; charset=utf-8")]
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}
+
+_HEALTH, _READY, _STATS, _METRICS = (
+    p.encode() for p in (pod.HEALTH_PATH, pod.READY_PATH, pod.STATS_PATH, pod.METRICS_PATH)
+)
 
 SWEEP_SECONDS = 0.05
 
@@ -87,7 +91,7 @@ class App:
         body: bytes,
         request_id: str,
     ) -> None:
-        if path[:3] == b"/_/" or path == b"/metrics":
+        if path[:3] == b"/_/" or path == _METRICS:
             conn.send(control_reply(*self.control(path)))
             return
         timeout = self.settings.timeout_seconds
@@ -110,11 +114,11 @@ class App:
     def control(self, path: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         lim = self.limiter
         pool = self.pool
-        if path == b"/_/health":
+        if path == _HEALTH:
             if pool is not None and pool.broken:
                 return 503, _JSON, b'{"status":"fork server gone"}'
             return 200, _JSON, b'{"status":"ok"}'
-        if path == b"/_/ready":
+        if path == _READY:
             if self.draining:
                 return 503, _JSON, b'{"status":"draining"}'
             if not self.ready:
@@ -122,7 +126,7 @@ class App:
             if lim.saturated:
                 return 429, _JSON, b'{"status":"saturated"}'
             return 200, _JSON, b'{"status":"ready"}'
-        if path == b"/_/stats":
+        if path == _STATS:
             body = self.metrics.stats_json(
                 inflight=lim.inflight,
                 queued=lim.queued,
@@ -134,7 +138,7 @@ class App:
                 connections=len(self.conns),
             )
             return 200, _JSON, body
-        if path == b"/metrics" and self.metrics.enabled:
+        if path == _METRICS and self.metrics.enabled:
             body = self.metrics.prometheus(
                 inflight=lim.inflight,
                 queued=lim.queued,

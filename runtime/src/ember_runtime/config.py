@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from ember_runtime.errors import LoadError, LoadFault
+from ember_runtime.pod import PORT, env_var
 
 
 class Settings:
@@ -45,7 +46,7 @@ class Settings:
         target: str,
         source: str | None = None,
         host: str = "0.0.0.0",
-        port: int = 8080,
+        port: int = PORT,
         timeout_seconds: float = 30.0,
         concurrency: int = 4,
         queue_depth: int | None = None,
@@ -104,47 +105,57 @@ def _flag(value: str) -> bool:
 
 # (setting, env var, parser, help); the Settings default applies when both are unset.
 OPTIONS: list[tuple[str, str, type | object, str]] = [
-    ("target", "EMBER_TARGET", str, "handler as module:function, e.g. main:handle"),
-    ("source", "EMBER_SOURCE", str, "file holding the module; omit to import from sys.path"),
-    ("host", "EMBER_HOST", str, "address to listen on (default 0.0.0.0)"),
-    ("port", "EMBER_PORT", int, "port to listen on (default 8080)"),
-    ("timeout_seconds", "EMBER_TIMEOUT_SECONDS", float, "per-invocation timeout, 504 after (30)"),
-    ("concurrency", "EMBER_CONCURRENCY", int, "invocations in flight at most (4)"),
-    ("queue_depth", "EMBER_QUEUE_DEPTH", int, "queued beyond that before 429 (= concurrency)"),
-    ("max_body_bytes", "EMBER_MAX_BODY_BYTES", int, "request body limit, 413 above (6 MiB)"),
-    ("max_header_bytes", "EMBER_MAX_HEADER_BYTES", int, "request line + headers, 431 (16 KiB)"),
-    ("function", "EMBER_FUNCTION", str, "name for logs and metrics, e.g. default/hello"),
-    ("metrics", "EMBER_METRICS", _flag, "1 keeps Prometheus metrics, 0 turns them off (1)"),
-    ("spare_workers", "EMBER_SPARE_WORKERS", int, "warm workers kept beyond concurrency (1)"),
+    ("target", env_var("target"), str, "handler as module:function, e.g. main:handle"),
+    ("source", env_var("source"), str, "file holding the module; omit to import from sys.path"),
+    ("host", env_var("host"), str, "address to listen on (default 0.0.0.0)"),
+    ("port", env_var("port"), int, "port to listen on (default 8080)"),
+    (
+        "timeout_seconds",
+        env_var("timeout_seconds"),
+        float,
+        "per-invocation timeout, 504 after (30)",
+    ),
+    ("concurrency", env_var("concurrency"), int, "invocations in flight at most (4)"),
+    ("queue_depth", env_var("queue_depth"), int, "queued beyond that before 429 (= concurrency)"),
+    ("max_body_bytes", env_var("max_body_bytes"), int, "request body limit, 413 above (6 MiB)"),
+    ("max_header_bytes", env_var("max_header_bytes"), int, "request line + headers, 431 (16 KiB)"),
+    ("function", env_var("function"), str, "name for logs and metrics, e.g. default/hello"),
+    ("metrics", env_var("metrics"), _flag, "1 keeps Prometheus metrics, 0 turns them off (1)"),
+    ("spare_workers", env_var("spare_workers"), int, "warm workers kept beyond concurrency (1)"),
     (
         "worker_max_calls",
-        "EMBER_WORKER_MAX_CALLS",
+        env_var("worker_max_calls"),
         int,
         "replace a worker after this many calls; 0 never does (0)",
     ),
     (
         "header_timeout_seconds",
-        "EMBER_HEADER_TIMEOUT_SECONDS",
+        env_var("header_timeout_seconds"),
         float,
         "a request head must arrive within this, else 408 (10)",
     ),
     (
         "body_timeout_seconds",
-        "EMBER_BODY_TIMEOUT_SECONDS",
+        env_var("body_timeout_seconds"),
         float,
         "a body must arrive (and a blocked answer be read) within this, else 408 (60)",
     ),
     (
         "idle_timeout_seconds",
-        "EMBER_IDLE_TIMEOUT_SECONDS",
+        env_var("idle_timeout_seconds"),
         float,
         "an idle keep-alive connection is closed after this (75)",
     ),
-    ("max_connections", "EMBER_MAX_CONNECTIONS", int, "open connections at most, 503 above (1000)"),
-    ("max_pipelined", "EMBER_MAX_PIPELINED", int, "requests read ahead per connection (16)"),
+    (
+        "max_connections",
+        env_var("max_connections"),
+        int,
+        "open connections at most, 503 above (1000)",
+    ),
+    ("max_pipelined", env_var("max_pipelined"), int, "requests read ahead per connection (16)"),
     (
         "write_buffer_bytes",
-        "EMBER_WRITE_BUFFER_BYTES",
+        env_var("write_buffer_bytes"),
         int,
         "unsent answer bytes per connection before it stops reading (256 KiB)",
     ),

@@ -79,25 +79,6 @@ METHOD_NOT_ALLOWED = CallFault("Runtime.MethodNotAllowed", 405)
 # A bug in the runtime, not in the handler: the call fails, the pod serves on.
 INTERNAL = CallFault("Runtime.InternalError", 500)
 
-CALL_FAULTS = {
-    f.code: f
-    for f in (
-        HANDLER_ERROR,
-        INVALID_RESPONSE,
-        WORKER_CRASHED,
-        TIMEOUT,
-        MALFORMED_JSON,
-        BAD_REQUEST,
-        PAYLOAD_TOO_LARGE,
-        HEADERS_TOO_LARGE,
-        OVERLOADED,
-        UNAVAILABLE,
-        REQUEST_TIMEOUT,
-        METHOD_NOT_ALLOWED,
-        INTERNAL,
-    )
-}
-
 
 class BadEvent(Exception):
     """The request body does not decode as its content type claims."""

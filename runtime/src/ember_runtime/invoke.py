@@ -12,12 +12,10 @@ from collections.abc import Awaitable
 from typing import Any
 
 from ember_runtime import logs
+from ember_runtime.codec import InvalidResult, decode_event, encode_result
 from ember_runtime.contract import (
     Context,
     Handler,
-    InvalidResult,
-    decode_event,
-    encode_result,
     parse_query,
     user_traceback,
     valid_traceparent,

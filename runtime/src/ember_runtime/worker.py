@@ -11,9 +11,11 @@ imports the user module once. Forking it is a copy-on-write ``fork()``
 no import, and children inherit no client sockets (an inherited client fd
 would keep a connection open after the server closed it).
 
-The server hands the zygote one end of a fresh Unix socketpair per worker
-(``SCM_RIGHTS``); the worker announces itself with its pid on that socket
-and then serves frames until the server closes it.
+For each worker the server makes two pipes (requests, replies) and passes
+the worker's ends to the zygote over the control socket (``SCM_RIGHTS``);
+the worker announces itself with its pid on the reply pipe, then serves
+frames until the server closes the request pipe. It leads its own process
+group, so the server can end it together with anything its handler forked.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ import socket
 import sys
 from typing import NoReturn
 
-from ember_runtime.contract import Handler, is_async_handler, load_target
+from ember_runtime.contract import Handler
 from ember_runtime.errors import LoadError
 from ember_runtime.invoke import internal_fault, invoke_sync
+from ember_runtime.loader import is_async_handler, load_target
 from ember_runtime.wire import HEADER_LEN, frame, frame_end, loads, send_frame
 
 # Below glibc's mmap threshold: a bigger read buffer costs an mmap/munmap per call.

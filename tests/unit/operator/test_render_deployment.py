@@ -150,3 +150,25 @@ def test_desired_replicas_keeps_the_autoscalers_count_within_bounds(
     current: int | None, low: int, high: int, expected: int
 ) -> None:
     assert desired_replicas(current, Scale(min=low, max=high)) == expected
+
+
+def test_the_runtime_reads_every_variable_the_operator_sets(
+    make_function: MakeFn, config: Config
+) -> None:
+    """Rendered env fed to the runtime's own parser: the two cannot drift."""
+    from ember_runtime.config import OPTIONS, parse_settings
+
+    fn = make_function(timeoutSeconds=7, concurrency=3)
+    dep = render_deployment(fn, config)
+    ours = {k: v for k, v in env_of(dep).items() if k.startswith("EMBER_")}
+    known = {var for _name, var, _kind, _help in OPTIONS}
+    assert set(ours) <= known, f"variables the runtime does not read: {set(ours) - known}"
+    settings = parse_settings([], ours)
+    assert settings.target == fn.spec.handler
+    assert settings.timeout_seconds == 7 and settings.concurrency == 3
+    assert settings.port == container(dep)["ports"][0]["containerPort"]
+    assert settings.function == "team-a/hello"
+    assert settings.source is not None and settings.source.startswith(
+        container(dep)["volumeMounts"][-1]["mountPath"]
+    )
+    assert settings.max_body_bytes == config.max_body_bytes

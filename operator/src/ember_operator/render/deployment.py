@@ -33,6 +33,7 @@ from ember_operator.render.names import (
     configmap_name,
     deployment_name,
 )
+from ember_runtime.pod import HEALTH_PATH, READY_PATH, env_var
 
 RUNTIME_UID = 10001
 
@@ -47,15 +48,15 @@ def desired_replicas(current: int | None, scale: Scale) -> int:
 def runtime_env(fn: FunctionObject, config: Config) -> list[dict[str, Any]]:
     """The runtime's contract; set after the user's list so it always wins."""
     env = [
-        {"name": "EMBER_TARGET", "value": fn.spec.handler},
-        {"name": "EMBER_PORT", "value": str(CONTAINER_PORT)},
-        {"name": "EMBER_TIMEOUT_SECONDS", "value": str(fn.spec.timeout_seconds)},
-        {"name": "EMBER_CONCURRENCY", "value": str(fn.spec.concurrency)},
-        {"name": "EMBER_FUNCTION", "value": f"{fn.namespace}/{fn.name}"},
-        {"name": "EMBER_MAX_BODY_BYTES", "value": str(config.max_body_bytes)},
+        {"name": env_var("target"), "value": fn.spec.handler},
+        {"name": env_var("port"), "value": str(CONTAINER_PORT)},
+        {"name": env_var("timeout_seconds"), "value": str(fn.spec.timeout_seconds)},
+        {"name": env_var("concurrency"), "value": str(fn.spec.concurrency)},
+        {"name": env_var("function"), "value": f"{fn.namespace}/{fn.name}"},
+        {"name": env_var("max_body_bytes"), "value": str(config.max_body_bytes)},
     ]
     if fn.spec.source is not None:
-        env.append({"name": "EMBER_SOURCE", "value": f"{SOURCE_DIR}/{SOURCE_KEY}"})
+        env.append({"name": env_var("source"), "value": f"{SOURCE_DIR}/{SOURCE_KEY}"})
     return env
 
 
@@ -89,13 +90,13 @@ def render_deployment(fn: FunctionObject, config: Config) -> dict[str, Any]:
         "env": [e.to_k8s() for e in fn.spec.env] + runtime_env(fn, config),
         "resources": resources(fn, config),
         "readinessProbe": {
-            "httpGet": {"path": "/_/ready", "port": PORT_NAME},
+            "httpGet": {"path": READY_PATH, "port": PORT_NAME},
             "periodSeconds": 1,
             "timeoutSeconds": 1,
             "failureThreshold": 1,
         },
         "livenessProbe": {
-            "httpGet": {"path": "/_/health", "port": PORT_NAME},
+            "httpGet": {"path": HEALTH_PATH, "port": PORT_NAME},
             "periodSeconds": 10,
             "timeoutSeconds": 2,
             "failureThreshold": 3,

@@ -7,6 +7,8 @@ label values; only the ConfigMap gets a suffix.
 
 from __future__ import annotations
 
+from ember_runtime import pod
+
 
 def deployment_name(function: str) -> str:
     return function
@@ -21,8 +23,8 @@ def configmap_name(function: str) -> str:
 
 
 CONTAINER_NAME = "function"
-PORT_NAME = "http"
-CONTAINER_PORT = 8080
+PORT_NAME = pod.PORT_NAME
+CONTAINER_PORT = pod.PORT
 SOURCE_DIR = "/var/ember/source"
 SOURCE_KEY = "main.py"
 SOURCE_VOLUME = "source"

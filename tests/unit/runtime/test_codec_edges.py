@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from ember_runtime.contract import InvalidResult, Response, decode_event, encode_result
+from ember_runtime.codec import InvalidResult, decode_event, encode_result
+from ember_runtime.contract import Response
 from ember_runtime.errors import MALFORMED_JSON, BadEvent
 
 pytestmark = pytest.mark.unit
