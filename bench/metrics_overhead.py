@@ -1,9 +1,9 @@
-"""metrics_overhead: the runtime's hello world with its signals on
+"""metrics_overhead: the runtime's hello world with its metrics on
 (``EMBER_METRICS=1``: per-status counters, error codes, the duration
 histogram) against the same runtime with them off. Goal: <= 5 % loss in
 requests/s. Interleaved wrk rounds on loopback; medians.
 
-The signals cost well under a microsecond per call, far below the noise of
+The metrics cost well under a microsecond per call, far below the noise of
 one 2-second wrk round on a 2-core machine (single rounds differ by +-10 %
 either way, and a pair of processes can stay lucky or unlucky for a whole
 run, depending on where the scheduler puts its workers; more so when other

@@ -81,8 +81,8 @@ def _on_full_strength(pool: WorkerPool) -> asyncio.Event:
     back = asyncio.Event()
     arrived = pool._arrived
 
-    def hook(w: WorkerConn) -> None:
-        arrived(w)
+    def hook(w: WorkerConn, pid: int) -> None:
+        arrived(w, pid)
         if len(pool.workers) >= pool.size:
             back.set()
 
