@@ -76,6 +76,47 @@ class Runtime:
         return self.proc.returncode
 
 
+def descendants(root: int) -> dict[int, str]:
+    """Processes below ``root`` (any depth) and their states, from /proc:
+    how tests see that no worker or handler child leaked."""
+    parent: dict[int, int] = {}
+    state: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parent[int(entry)] = int(fields[1])
+        state[int(entry)] = fields[0].decode()
+    out = {}
+    for pid in parent:
+        p, hops = parent[pid], 0
+        while p > 1 and hops < 64:
+            if p == root:
+                out[pid] = state[pid]
+                break
+            p, hops = parent.get(p, 0), hops + 1
+    return out
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def settle(what: str, measure: Any, want: Any, timeout: float = 10.0) -> Any:
+    """Poll ``measure()`` until ``want(value)`` holds (bounded); return it."""
+    deadline = time.monotonic() + timeout
+    value = measure()
+    while not want(value) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = measure()
+    assert want(value), f"{what}: still {value!r} after {timeout}s"
+    return value
+
+
 def spawn(
     tmp: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], Path, int]:
