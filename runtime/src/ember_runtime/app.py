@@ -13,12 +13,19 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ember_runtime import logs, pod
 from ember_runtime.config import Settings
 from ember_runtime.contract import Handler
-from ember_runtime.errors import INTERNAL, OVERLOADED, TIMEOUT, WORKER_CRASHED, CallFault
+from ember_runtime.errors import (
+    FORBIDDEN,
+    INTERNAL,
+    OVERLOADED,
+    TIMEOUT,
+    WORKER_CRASHED,
+    CallFault,
+)
 from ember_runtime.http.connections import Connections
 from ember_runtime.http.protocol import Headers, HttpConn, control_reply
 from ember_runtime.http.reply import Reply, fault_reply
@@ -26,6 +33,9 @@ from ember_runtime.invoke import invoke_async, log_call_fault
 from ember_runtime.limits import Limiter
 from ember_runtime.metrics import Metrics
 from ember_runtime.pool import CallTimedOut, WorkerDied, WorkerPool
+
+if TYPE_CHECKING:
+    from ember_runtime.signing import Verifier
 
 _JSON = [("content-type", "application/json")]
 _PROMETHEUS = [("content-type", "text/plain; version=0.0.4; charset=utf-8")]
@@ -78,6 +88,13 @@ class App:
         self.loop = asyncio.get_running_loop()
         self.running: dict[Job, tuple[asyncio.Task[None], float]] = {}  # async calls
         self._sweeps = 0
+        # None: signing is off and calls pay nothing for it. Imported only
+        # when on, so the boot path of an unsigned runtime stays hashlib-free.
+        self.verifier: Verifier | None = None
+        if settings.signing_key:
+            from ember_runtime import signing
+
+            self.verifier = signing.Verifier(settings.signing_key)
 
     # --- the Endpoint of the HTTP core -----------------------------------
 
@@ -94,6 +111,10 @@ class App:
         if path[:3] == b"/_/" or path == _METRICS:
             conn.send(control_reply(*self.control(path)))
             return
+        if self.verifier is not None and not self.signed(
+            conn, method, path, query, headers, request_id
+        ):
+            return
         timeout = self.settings.timeout_seconds
         request = (
             request_id,
@@ -105,6 +126,25 @@ class App:
             time.time() + timeout,
         )
         self.invoke(Job(self, conn, request, request_id))
+
+    def signed(
+        self,
+        conn: HttpConn,
+        method: bytes,
+        path: bytes,
+        query: bytes,
+        headers: Headers,
+        request_id: str,
+    ) -> bool:
+        """Whether the call carries a valid gateway signature; else answer 403."""
+        assert self.verifier is not None
+        target = path + b"?" + query if query else path
+        why = self.verifier.check_call(headers, method, target, request_id, time.time())
+        if why is None:
+            return True
+        conn.send(self._fault(FORBIDDEN, why, request_id))
+        self.metrics.observe(FORBIDDEN.status, FORBIDDEN.code, 0.0)
+        return False
 
     def rejected(self, status: int, code: str) -> None:
         self.metrics.observe(status, code, 0.0)

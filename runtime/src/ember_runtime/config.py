@@ -33,6 +33,7 @@ class Settings:
         "metrics",
         "port",
         "queue_depth",
+        "signing_key",
         "source",
         "spare_workers",
         "target",
@@ -62,6 +63,7 @@ class Settings:
         max_pipelined: int = 16,
         write_buffer_bytes: int = 256 * 1024,
         worker_max_calls: int = 0,
+        signing_key: bytes = b"",
     ) -> None:
         self.target = target
         self.source = source
@@ -82,14 +84,33 @@ class Settings:
         self.max_pipelined = max_pipelined
         self.write_buffer_bytes = write_buffer_bytes
         self.worker_max_calls = worker_max_calls
+        # Empty: calls are not checked (a laptop). Else see ``signing``.
+        self.signing_key = signing_key
 
     @property
     def pool_size(self) -> int:
         return self.concurrency + self.spare_workers
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+        fields = ", ".join(
+            f"{k}={'<hidden>' if k in SECRET_SETTINGS else repr(getattr(self, k))}"
+            for k in self.__slots__
+        )
         return f"Settings({fields})"
+
+
+# Never echoed in a repr or an error message (which reaches the pod's
+# termination log and ``kubectl describe``).
+SECRET_SETTINGS = frozenset({"signing_key"})
+
+
+def _hex_key(value: str) -> bytes:
+    """``EMBER_SIGNING_KEY``: hex, at least 16 bytes. Parsed here rather than
+    in ``signing`` so that settings never import hashlib (the boot path)."""
+    key = bytes.fromhex(value.strip())
+    if len(key) < 16:
+        raise ValueError("too short")
+    return key
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -159,6 +180,12 @@ OPTIONS: list[tuple[str, str, type | object, str]] = [
         int,
         "unsent answer bytes per connection before it stops reading (256 KiB)",
     ),
+    (
+        "signing_key",
+        env_var("signing_key"),
+        _hex_key,
+        "hex key; calls without its gateway signature get 403 (empty: no check)",
+    ),
 ]
 _BY_FLAG = {"--" + name.replace("_", "-"): name for name, *_ in OPTIONS}
 
@@ -210,8 +237,9 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str] = os.environ) -> 
         try:
             values[name] = kind(raw)  # type: ignore[operator]
         except ValueError:
+            shown = "(hidden; hex, 32+ digits)" if name in SECRET_SETTINGS else repr(raw)
             raise LoadError(
-                LoadFault.INVALID_CONFIG, f"{var} / --{name.replace('_', '-')}: bad value {raw!r}"
+                LoadFault.INVALID_CONFIG, f"{var} / --{name.replace('_', '-')}: bad value {shown}"
             ) from None
     if "target" not in values:
         raise LoadError(LoadFault.INVALID_CONFIG, "no handler given: set --target or EMBER_TARGET")

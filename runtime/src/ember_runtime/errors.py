@@ -76,6 +76,8 @@ OVERLOADED = CallFault("Runtime.Overloaded", 429)
 UNAVAILABLE = CallFault("Runtime.Unavailable", 503)
 REQUEST_TIMEOUT = CallFault("Runtime.RequestTimeout", 408)
 METHOD_NOT_ALLOWED = CallFault("Runtime.MethodNotAllowed", 405)
+# A call without a valid, fresh gateway signature (``signing``).
+FORBIDDEN = CallFault("Runtime.Forbidden", 403)
 # A bug in the runtime, not in the handler: the call fails, the pod serves on.
 INTERNAL = CallFault("Runtime.InternalError", 500)
 
