@@ -27,8 +27,9 @@ from ember_runtime.errors import (
     CallFault,
 )
 from ember_runtime.http.connections import Connections
-from ember_runtime.http.protocol import Headers, HttpConn, control_reply
-from ember_runtime.http.reply import Reply, fault_reply
+from ember_runtime.http.endpoint import Headers
+from ember_runtime.http.protocol import HttpConn
+from ember_runtime.http.reply import Reply, control_reply, fault_reply
 from ember_runtime.invoke import invoke_async, log_call_fault
 from ember_runtime.limits import Limiter
 from ember_runtime.metrics import Metrics

@@ -9,28 +9,51 @@ write buffer high-water mark as uvicorn has.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True, slots=True)
 class HttpLimits:
-    #: Request line plus headers (and chunked trailers); 431 above.
-    max_header_bytes: int = 16 * 1024
-    #: Request body; 413 above, answered before the body is read.
-    max_body_bytes: int = 6 * 1024 * 1024
-    #: From a request's first byte until its head is complete; 408 after.
-    header_timeout: float = 10.0
-    #: From the end of the head until the body is complete, and for a client
-    #: to take an answer it stopped reading; 408 (or a close) after.
-    body_timeout: float = 60.0
-    #: An idle keep-alive connection is closed after this.
-    idle_timeout: float = 75.0
-    #: Open connections at most; a new one past it gets 503 and a close.
-    max_connections: int = 1000
-    #: Complete requests read ahead of the one being answered.
-    max_pipelined: int = 16
-    #: Unsent answer bytes before a connection stops reading and answering.
-    write_buffer_bytes: int = 256 * 1024
+    """Read-only after construction. A plain class: ``dataclasses`` costs
+    milliseconds of import on the runtime's boot path."""
+
+    __slots__ = (
+        "body_timeout",
+        "header_timeout",
+        "idle_timeout",
+        "max_body_bytes",
+        "max_connections",
+        "max_header_bytes",
+        "max_pipelined",
+        "write_buffer_bytes",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_header_bytes: int = 16 * 1024,
+        max_body_bytes: int = 6 * 1024 * 1024,
+        header_timeout: float = 10.0,
+        body_timeout: float = 60.0,
+        idle_timeout: float = 75.0,
+        max_connections: int = 1000,
+        max_pipelined: int = 16,
+        write_buffer_bytes: int = 256 * 1024,
+    ) -> None:
+        #: Request line plus headers (and chunked trailers); 431 above.
+        self.max_header_bytes = max_header_bytes
+        #: Request body; 413 above, answered before the body is read.
+        self.max_body_bytes = max_body_bytes
+        #: From a request's first byte until its head is complete; 408 after.
+        self.header_timeout = header_timeout
+        #: From the end of the head until the body is complete, and for a
+        #: client to take an answer it stopped reading; 408 (or a close) after.
+        self.body_timeout = body_timeout
+        #: An idle keep-alive connection is closed after this.
+        self.idle_timeout = idle_timeout
+        #: Open connections at most; a new one past it gets 503 and a close.
+        self.max_connections = max_connections
+        #: Complete requests read ahead of the one being answered.
+        self.max_pipelined = max_pipelined
+        #: Unsent answer bytes before a connection stops reading and answering.
+        self.write_buffer_bytes = write_buffer_bytes
 
     @property
     def tick(self) -> float:

@@ -28,10 +28,8 @@ a thousand pipelined requests answered synchronously cannot grow the stack.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
 from collections import deque
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 import httptools
 
@@ -43,94 +41,39 @@ from ember_runtime.errors import (
     REQUEST_TIMEOUT,
     CallFault,
 )
-from ember_runtime.http.limits import Clock, HttpLimits
-from ember_runtime.http.reply import Reply, fault_reply, http_head
+from ember_runtime.http.answering import Answering
+from ember_runtime.http.endpoint import Endpoint, Registry, new_request_id
+from ember_runtime.http.reply import Reply, fault_reply
 
-Headers = list[tuple[bytes, bytes]]
-
-_CLOSE = b"connection: close\r\n"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_OPTIONS_ANY = b"HTTP/1.1 204 No Content\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
 
 # What a connection is waiting for, for the timeout sweep.
 IDLE, HEAD, BODY = 0, 1, 2
-
-_ID_PREFIX = os.urandom(8).hex()
-_ids = itertools.count(1)
-
-
-def new_request_id() -> str:
-    # A random per-process prefix and a counter: unique, and no syscall per call.
-    return f"{_ID_PREFIX}{next(_ids):016x}"
-
-
-class Endpoint(Protocol):
-    """What serves the requests; it answers each with ``conn.send`` exactly once."""
-
-    def handle(
-        self,
-        conn: HttpConn,
-        method: bytes,
-        path: bytes,
-        query: bytes,
-        headers: Headers,
-        body: bytes,
-        request_id: str,
-    ) -> None: ...
-
-    def rejected(self, status: int, code: str) -> None:
-        """A request refused by the core itself (for metrics)."""
-
-
-class Registry(Protocol):
-    """The set a connection belongs to (``connections.Connections``)."""
-
-    limits: HttpLimits
-    clock: Clock
-    draining: bool
-    refusal: bytes
-
-    def admit(self, conn: HttpConn) -> bool: ...
-
-    def discard(self, conn: HttpConn) -> None: ...
 
 
 class _Reject(Exception):
     """Raised from a parser callback; ``HttpConn.reject`` says how to answer."""
 
 
-class HttpConn(asyncio.Protocol):
+class HttpConn(Answering, asyncio.Protocol):
     __slots__ = (
         "body",
         "body_size",
-        "busy",
         "clock",
-        "conns",
         "content_length",
-        "discarding",
-        "endpoint",
-        "eof",
-        "head_only",
         "head_seen",
         "head_size",
         "headers",
         "host_count",
         "in_body",
-        "keep_alive",
         "limits",
         "parser",
         "phase",
-        "pipeline",
-        "pipeline_bytes",
-        "pumping",
-        "read_paused",
-        "reject",
         "request_id",
         "since",
-        "transport",
+        "upgrade",
         "url",
         "want_continue",
-        "write_paused",
     )
 
     def __init__(self, endpoint: Endpoint, conns: Registry) -> None:
@@ -157,7 +100,7 @@ class HttpConn(asyncio.Protocol):
 
     def _reset(self) -> None:
         self.url = b""
-        self.headers: Headers = []
+        self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
         self.body_size = 0
         self.head_seen = 0
@@ -167,6 +110,7 @@ class HttpConn(asyncio.Protocol):
         self.content_length = -1
         self.request_id = ""
         self.want_continue = False
+        self.upgrade = False
 
     # --- asyncio.Protocol ------------------------------------------------
 
@@ -274,22 +218,26 @@ class HttpConn(asyncio.Protocol):
                 self.request_id = rid
         elif n == 6 and name.lower() == b"expect":
             self.want_continue = value.lower() == b"100-continue"
+        elif n == 7 and name.lower() == b"upgrade":
+            self.upgrade = True
 
     def on_headers_complete(self) -> None:
         self.in_body = True
         self.phase = BODY
         self.since = self.clock.now
         parser = self.parser
-        version = parser.get_http_version()
-        if version == "0.9":
-            self._refuse(BAD_REQUEST, "HTTP/0.9 requests are not supported")
-        if self.host_count != 1 and (self.host_count > 1 or version == "1.1"):
+        # Only HTTP/1.0 may go without a Host (HTTP/0.9 request lines are
+        # refused in data_received, before llhttp waits for headers).
+        if self.host_count != 1 and (self.host_count > 1 or parser.get_http_version() != "1.0"):
             self._refuse(BAD_REQUEST, "an HTTP/1.1 request needs exactly one Host header")
-        method = parser.get_method()
-        if method == b"CONNECT":
-            self._refuse(METHOD_NOT_ALLOWED, "CONNECT is not supported")
-        if self.url[:1] != b"/" and not (self.url == b"*" and method == b"OPTIONS"):
-            self._refuse(BAD_REQUEST, "the request target must be a path starting with '/'")
+        if not self.url.startswith(b"/"):
+            # CONNECT's target is an authority, so the common case pays one
+            # byte comparison here, not a method lookup.
+            method = parser.get_method()
+            if method == b"CONNECT":
+                self._refuse(METHOD_NOT_ALLOWED, "CONNECT is not supported")
+            if not (self.url == b"*" and method == b"OPTIONS"):
+                self._refuse(BAD_REQUEST, "the request target must be a path starting with '/'")
         if self.content_length > self.limits.max_body_bytes:
             self._too_large_body()
         if self.want_continue and not self.busy and not self.pipeline and self.transport:
@@ -304,16 +252,19 @@ class HttpConn(asyncio.Protocol):
     def on_message_complete(self) -> None:
         parser = self.parser
         body = b"".join(self.body) if len(self.body) != 1 else self.body[0]
-        keep_alive = parser.should_keep_alive() and not parser.should_upgrade()
-        self.pipeline.append(
-            (parser.get_method(), self.url, self.headers, body, keep_alive, self._rid())
-        )
-        self.pipeline_bytes += len(body)
+        keep_alive = parser.should_keep_alive() and not (self.upgrade and parser.should_upgrade())
+        item = (parser.get_method(), self.url, self.headers, body, keep_alive, self._rid())
         self.body = []
         self.in_body = False
         self.head_seen = 0
         self.phase = IDLE
         self.since = self.clock.now
+        if not self.busy and not self.pipeline and not self.write_paused and not self.pumping:
+            self.pipeline_bytes += len(body)
+            self._dispatch(item)  # the common case: nothing ahead of it
+            return
+        self.pipeline.append(item)
+        self.pipeline_bytes += len(body)
         if len(self.pipeline) > 1 or self.busy:
             if (
                 len(self.pipeline) >= self.limits.max_pipelined
@@ -365,99 +316,3 @@ class HttpConn(asyncio.Protocol):
         self.discarding = True
         self._pause_reading()
         self._pump()
-
-    # --- answering -----------------------------------------------------
-
-    def _pause_reading(self) -> None:
-        if not self.read_paused and self.transport is not None:
-            self.read_paused = True
-            self.transport.pause_reading()
-
-    def _pump(self) -> None:
-        """Hand out pipelined requests one at a time, in a loop.
-
-        An endpoint may answer synchronously (a control endpoint, a 429),
-        which calls ``send`` and so ``_pump`` again; that inner call returns
-        at once and this loop goes on, so the stack never grows.
-        """
-        if self.pumping:
-            return
-        self.pumping = True
-        try:
-            while not self.busy and not self.write_paused:
-                t = self.transport
-                if t is None or t.is_closing():
-                    self.pipeline.clear()  # nobody will read these answers
-                    break
-                if self.pipeline:
-                    self._dispatch(self.pipeline.popleft())
-                    continue
-                if self.reject is not None:
-                    self._send_reject()
-                elif self.eof or self.discarding:
-                    self._close()
-                elif self.read_paused:
-                    self.read_paused = False
-                    t.resume_reading()
-                break
-        finally:
-            self.pumping = False
-
-    def _dispatch(self, item: tuple[Any, ...]) -> None:
-        method, url, headers, body, keep_alive, request_id = item
-        self.pipeline_bytes -= len(body)
-        self.busy = True
-        self.keep_alive = keep_alive
-        self.head_only = method == b"HEAD"
-        if url == b"*":  # OPTIONS *: about the server, not a resource
-            self.send((204, "", _OPTIONS_ANY, b""))
-            return
-        path, _, query = url.partition(b"?")
-        self.endpoint.handle(self, method, path, query, headers, body, request_id)
-
-    def send(self, reply: Reply) -> None:
-        """Write the answer to the request being served, then serve the next."""
-        t = self.transport
-        if t is not None and not t.is_closing():
-            _status, _code, head, body = reply
-            if self.head_only:
-                body = b""
-            if self.keep_alive and not self.conns.draining:
-                t.write(head + b"\r\n" + body)
-            else:
-                t.write(head + _CLOSE + b"\r\n" + body)
-                t.close()
-        self.busy = False
-        self._pump()
-
-    def _send_reject(self) -> None:
-        reply, self.reject = self.reject, None
-        t = self.transport
-        if reply is None or t is None or t.is_closing():
-            return
-        status, code, head, body = reply
-        self.endpoint.rejected(status, code)
-        t.write(head + _CLOSE + b"\r\n" + body)
-        # Half-close and keep reading (discarding) so the client reads the
-        # answer instead of a reset caused by unread request bytes.
-        if t.can_write_eof():
-            t.write_eof()
-            if self.read_paused:
-                self.read_paused = False
-                t.resume_reading()
-            asyncio.get_running_loop().call_later(5.0, t.abort)
-        else:
-            t.close()
-
-    def _close(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
-
-    def close_when_idle(self) -> None:
-        if not self.busy and not self.pipeline:
-            self._close()
-
-
-def control_reply(status: int, headers: list[tuple[str, str]], body: bytes) -> Reply:
-    """A reply the server writes itself (``/_/*``), without a request id."""
-    return status, "", http_head(status, headers, len(body)), body

@@ -85,3 +85,8 @@ def fault_reply(
     return reply(
         request_id, fault.status, headers, error_body(fault.code, message, request_id), fault.code
     )
+
+
+def control_reply(status: int, headers: list[tuple[str, str]], body: bytes) -> Reply:
+    """A reply the server writes itself (``/_/*``), without a request id."""
+    return status, "", http_head(status, headers, len(body)), body
