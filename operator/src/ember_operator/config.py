@@ -80,6 +80,10 @@ class Config:
     log_level: str = "INFO"
     # kopf's liveness endpoint (``http://0.0.0.0:8080/healthz``); None: off.
     liveness_endpoint: str | None = None
+    # The per-install secret each Function's signing key is derived from
+    # (``ember_runtime.signing.function_key``), read from the file the chart
+    # mounts. None: calls are not signed, function pods get no key.
+    signing_secret: bytes | None = field(default=None, repr=False)
 
     @property
     def clusterwide(self) -> bool:
@@ -126,4 +130,25 @@ class Config:
             kwargs["reconcile_concurrency"] = max(1, int(env["EMBER_RECONCILE_CONCURRENCY"]))
         kwargs["log_level"] = (env.get("EMBER_LOG_LEVEL") or "INFO").upper()
         kwargs["liveness_endpoint"] = env.get("EMBER_LIVENESS_ENDPOINT") or None
+        if env.get("EMBER_SIGNING_SECRET_FILE"):
+            kwargs["signing_secret"] = read_signing_secret(env["EMBER_SIGNING_SECRET_FILE"])
         return cls(**kwargs)
+
+
+MIN_SIGNING_SECRET_BYTES = 16
+
+
+def read_signing_secret(path: str) -> bytes:
+    """The install secret, byte for byte (the chart writes 32 random bytes).
+
+    A configured file that is missing or short stops the operator: running
+    on without it would leave every function pod unsigned, or unreachable
+    through a gateway that signs, without anyone noticing."""
+    with open(path, "rb") as f:
+        secret = f.read()
+    if len(secret) < MIN_SIGNING_SECRET_BYTES:
+        raise ValueError(
+            f"EMBER_SIGNING_SECRET_FILE {path}: {len(secret)} bytes;"
+            f" the install secret needs at least {MIN_SIGNING_SECRET_BYTES}"
+        )
+    return secret

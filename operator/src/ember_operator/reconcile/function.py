@@ -37,6 +37,7 @@ from ember_operator.render.configmap import render_configmap
 from ember_operator.render.deployment import desired_replicas, render_deployment
 from ember_operator.render.names import configmap_name
 from ember_operator.render.service import render_service
+from ember_operator.render.signing import render_signing_secret
 
 
 async def check_references(ctx: Context, fn: FunctionObject) -> st.SpecError | None:
@@ -111,7 +112,13 @@ async def reconcile(ctx: Context, body: Mapping[str, Any], *, fresh: bool) -> No
 
 
 async def apply_children(ctx: Context, fn: FunctionObject, *, fresh: bool) -> dict[str, Any]:
-    """ConfigMap, Service, Deployment (in that order: pods need the source)."""
+    """ConfigMap, signing Secret, Service, Deployment (in that order: pods
+    need the source and the key).
+
+    The signing Secret costs one more create per new Function (only when
+    the install has a signing secret). One that signing was turned off
+    for is left in place: nothing reads it, it goes with its Function, and
+    looking for it would cost every Function a read at every restart."""
     kube = ctx.kube
     configmap = render_configmap(fn)
     if configmap is not None:
@@ -119,6 +126,9 @@ async def apply_children(ctx: Context, fn: FunctionObject, *, fresh: bool) -> di
     elif not fresh:
         # Switched from inline source to an image: drop the old source.
         await kube.delete_owned("ConfigMap", fn.namespace, configmap_name(fn.name), fn.uid)
+    secret = render_signing_secret(fn, ctx.config)
+    if secret is not None:
+        await kube.ensure(secret, unchanged=unchanged, create_first=fresh)
     await kube.ensure(render_service(fn), unchanged=unchanged, create_first=fresh)
     return await kube.ensure(
         render_deployment(fn, ctx.config),

@@ -33,6 +33,7 @@ from ember_operator.render.names import (
     configmap_name,
     deployment_name,
 )
+from ember_operator.render.signing import signing_env, signing_pod_annotations
 from ember_runtime.pod import HEALTH_PATH, READY_PATH, env_var
 
 RUNTIME_UID = 10001
@@ -57,7 +58,7 @@ def runtime_env(fn: FunctionObject, config: Config) -> list[dict[str, Any]]:
     ]
     if fn.spec.source is not None:
         env.append({"name": env_var("source"), "value": f"{SOURCE_DIR}/{SOURCE_KEY}"})
-    return env
+    return env + signing_env(fn, config)
 
 
 def resources(fn: FunctionObject, config: Config) -> dict[str, Any]:
@@ -70,7 +71,7 @@ def resources(fn: FunctionObject, config: Config) -> dict[str, Any]:
 def render_deployment(fn: FunctionObject, config: Config) -> dict[str, Any]:
     volumes: list[dict[str, Any]] = [{"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}}]
     mounts: list[dict[str, Any]] = [{"name": TMP_VOLUME, "mountPath": "/tmp"}]
-    pod_annotations: dict[str, str] = {}
+    pod_annotations: dict[str, str] = signing_pod_annotations(fn, config)
     if fn.spec.source is not None:
         volumes.append(
             {

@@ -2,7 +2,7 @@
 
 A Function's name is a DNS-1035 label of at most 63 characters (the CRD
 enforces it), so it can be used as is for the Service, the Deployment and the
-label values; only the ConfigMap gets a suffix.
+label values; only the ConfigMap and the signing Secret get a suffix.
 """
 
 from __future__ import annotations
@@ -22,6 +22,11 @@ def configmap_name(function: str) -> str:
     return f"{function}-source"
 
 
+def signing_secret_name(function: str) -> str:
+    return f"{function}-signing"
+
+
+SIGNING_KEY_FIELD = "key"  # in the signing Secret: the hex key, as EMBER_SIGNING_KEY wants it
 CONTAINER_NAME = "function"
 PORT_NAME = pod.PORT_NAME
 CONTAINER_PORT = pod.PORT

@@ -1,0 +1,78 @@
+"""The chart's signing pieces: off by default; on, one generated install
+secret in the release namespace, mounted into the operator alone, and RBAC
+for the per-Function Secrets."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, run_helm
+
+pytestmark = pytest.mark.unit
+
+CHART = REPO / "charts/ember"
+
+
+def render(*sets: str) -> list[dict[str, Any]]:
+    args = ["template", "rel", str(CHART), "--namespace", "ember-system"]
+    for s in sets:
+        args += ["--set", s]
+    proc = run_helm(*args)
+    assert proc.returncode == 0, proc.stderr
+    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+
+
+def operator_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    dep = next(d for d in docs if d["kind"] == "Deployment" and "operator" in d["metadata"]["name"])
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    return dict(c)
+
+
+def test_signing_is_off_by_default() -> None:
+    docs = render()
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    env = {e["name"] for e in operator_container(docs)["env"]}
+    assert "EMBER_SIGNING_SECRET_FILE" not in env
+
+
+def test_signing_on_generates_a_secret_the_operator_mounts() -> None:
+    docs = render("signing.enabled=true")
+    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    assert secret["metadata"]["name"] == "rel-ember-signing"
+    assert secret["metadata"]["namespace"] == "ember-system"
+    assert len(base64.b64decode(secret["data"]["install-secret"])) == 32
+    # A new random value per render (an install); upgrades keep the live one.
+    (again,) = [d for d in render("signing.enabled=true") if d["kind"] == "Secret"]
+    assert again["data"] != secret["data"]
+
+    c = operator_container(docs)
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    mount = next(m for m in c["volumeMounts"] if m["name"] == "signing")
+    assert mount["readOnly"] is True
+    assert env["EMBER_SIGNING_SECRET_FILE"] == mount["mountPath"] + "/install-secret"
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    vol = next(v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "signing")
+    assert vol["secret"]["secretName"] == "rel-ember-signing"
+
+
+def test_an_existing_secret_is_used_as_is() -> None:
+    docs = render("signing.enabled=true", "signing.existingSecret=mine")
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    vol = next(v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "signing")
+    assert vol["secret"]["secretName"] == "mine"
+
+
+def test_the_operator_may_write_secrets() -> None:
+    role = next(d for d in render() if d["kind"] == "ClusterRole")
+    verbs = {v for rule in role["rules"] if "secrets" in rule["resources"] for v in rule["verbs"]}
+    assert {"get", "create", "update", "patch", "delete"} <= verbs
+
+
+def test_the_schema_checks_signing_values() -> None:
+    proc = run_helm("template", "rel", str(CHART), "--set", "signing.enabled=maybe")
+    assert proc.returncode != 0 and "signing" in proc.stderr
