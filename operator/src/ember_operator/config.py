@@ -80,6 +80,15 @@ class Config:
     log_level: str = "INFO"
     # kopf's liveness endpoint (``http://0.0.0.0:8080/healthz``); None: off.
     liveness_endpoint: str | None = None
+    # The autoscaler's 2 s tick in this process (EMBER_AUTOSCALER=0: off).
+    autoscaler: bool = True
+    # Where the gateway Service and its EndpointSlices live (the release
+    # namespace; POD_NAMESPACE by default). None: no gateway is found.
+    gateway_namespace: str | None = None
+    gateway_admin_port: int = 9090  # when the EndpointSlices name no "admin" port
+    # Fixed gateway admin addresses (host:port) instead of the EndpointSlices:
+    # an operator run outside the cluster, tests.
+    autoscaler_gateways: tuple[str, ...] = ()
     # The per-install secret each Function's signing key is derived from
     # (``ember_runtime.signing.function_key``), read from the file the chart
     # mounts. None: calls are not signed, function pods get no key.
@@ -130,6 +139,14 @@ class Config:
             kwargs["reconcile_concurrency"] = max(1, int(env["EMBER_RECONCILE_CONCURRENCY"]))
         kwargs["log_level"] = (env.get("EMBER_LOG_LEVEL") or "INFO").upper()
         kwargs["liveness_endpoint"] = env.get("EMBER_LIVENESS_ENDPOINT") or None
+        kwargs["autoscaler"] = env.get("EMBER_AUTOSCALER", "1").lower() not in ("0", "false")
+        kwargs["gateway_namespace"] = (
+            env.get("EMBER_GATEWAY_NAMESPACE") or env.get("POD_NAMESPACE") or None
+        )
+        if env.get("EMBER_GATEWAY_ADMIN_PORT"):
+            kwargs["gateway_admin_port"] = int(env["EMBER_GATEWAY_ADMIN_PORT"])
+        gateways = env.get("EMBER_AUTOSCALER_GATEWAYS", "")
+        kwargs["autoscaler_gateways"] = tuple(g.strip() for g in gateways.split(",") if g.strip())
         if env.get("EMBER_SIGNING_SECRET_FILE"):
             kwargs["signing_secret"] = read_signing_secret(env["EMBER_SIGNING_SECRET_FILE"])
         return cls(**kwargs)

@@ -46,6 +46,14 @@ REASON_HANDLER_NOT_FOUND = "HandlerNotFound"
 REASON_FUNCTION_NOT_FOUND = "FunctionNotFound"
 REASON_KIND_NOT_SERVED = "TriggerKindNotServed"
 REASON_SERVED = "Served"
+# The autoscaler's last decision (Function status.autoscaler.reason):
+REASON_AUTOSCALE_STABLE = "StableConcurrency"  # the stable window's average
+REASON_AUTOSCALE_PANIC = "Panic"  # a surge above 2x capacity: up at once, never down
+REASON_AUTOSCALE_IDLE = "Idle"  # idleSeconds without requests: zero
+REASON_AUTOSCALE_RECENT_REQUESTS = "RecentRequests"  # kept at one until idleSeconds pass
+REASON_AUTOSCALE_MISSING_STATS = "MissingStats"  # a gateway did not answer: no scale-down
+REASON_AUTOSCALE_MIN = "AtMinimum"  # clamped up to scale.min
+REASON_AUTOSCALE_MAX = "AtMaximum"  # clamped down to scale.max
 
 
 @dataclass(frozen=True)

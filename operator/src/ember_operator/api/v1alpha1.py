@@ -142,6 +142,20 @@ _CONDITIONS_LIST: dict[str, Any] = {
 }
 
 
+class AutoscalerStatus(K8sModel):
+    """The autoscaler's last decision; reasons are constants (see status.py)."""
+
+    desired_replicas: int | None = Field(default=None, ge=0)
+    observed_concurrency: float | None = Field(
+        default=None, ge=0, description="In flight + held over all gateways, as decided on."
+    )
+    panic: bool | None = None
+    reason: str | None = Field(default=None, max_length=64)
+    last_scale_time: str | None = Field(default=None, json_schema_extra={"format": "date-time"})
+    scale_ups: int | None = Field(default=None, ge=0)
+    scale_downs: int | None = Field(default=None, ge=0)
+
+
 class FunctionStatus(K8sModel):
     conditions: list[Condition] = Field(
         default_factory=list, max_length=8, json_schema_extra=_CONDITIONS_LIST
@@ -150,6 +164,7 @@ class FunctionStatus(K8sModel):
     replicas: int | None = Field(default=None, ge=0)
     ready_replicas: int | None = Field(default=None, ge=0)
     url: str | None = None
+    autoscaler: AutoscalerStatus | None = None
 
 
 class HttpMethod(StrEnum):

@@ -257,17 +257,25 @@ class Kube:
         self, kind: str, namespace: str, name: str, status: Mapping[str, Any]
     ) -> bool:
         """Merge-patch ``status``; False when the object is gone (nothing to report)."""
+        return await self._patch_sub(kind, namespace, name, "status", {"status": dict(status)})
+
+    async def scale(self, kind: str, namespace: str, name: str, replicas: int) -> bool:
+        """Set replicas through the ``scale`` subresource only (the autoscaler
+        owns that field, nothing else); False when the object is gone. No
+        resourceVersion, so no 409: the newest count wins, as a tick wants."""
+        body = {"spec": {"replicas": replicas}}
+        return await self._patch_sub(kind, namespace, name, "scale", body)
+
+    async def _patch_sub(
+        self, kind: str, namespace: str, name: str, sub: str, body: dict[str, Any]
+    ) -> bool:
         try:
-            await self.request(
-                "PATCH",
-                path(kind, namespace, name, "status"),
-                body={"status": dict(status)},
-                content_type=MERGE_PATCH,
-            )
+            url = path(kind, namespace, name, sub)
+            await self.request("PATCH", url, body=body, content_type=MERGE_PATCH)
         except ApiError as e:
             if e.status == 404:
                 return False
-            raise transient(e, f"status of {kind} {namespace}/{name}") from e
+            raise transient(e, f"{sub} of {kind} {namespace}/{name}") from e
         return True
 
 

@@ -23,9 +23,10 @@ from typing import Any
 
 import kopf
 
+from ember_operator.autoscaler.setup import RunningAutoscaler
 from ember_operator.config import Config
 from ember_operator.kube.client import Kube
-from ember_operator.kube.informer import Informer
+from ember_operator.kube.informer import Handler, Informer
 from ember_operator.kube.resources import RESOURCES
 from ember_operator.reconcile.context import Context, RetryProgress, context_of
 from ember_operator.reconcile.function import deployment_event
@@ -34,6 +35,7 @@ from ember_operator.render.labels import FUNCTION_LABEL
 
 PREFIX = "ember.dev"
 CONFIG_MEMO = "ember_config"  # where __main__ puts its Config
+AUTOSCALER_MEMO = "ember_autoscaler"
 
 
 @kopf.on.startup()
@@ -48,21 +50,33 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.ember = ctx = Context(config=config, kube=await Kube.connect())
     # kopf's diff base is the Context's, so forgetting a Function forgets both.
     settings.persistence.diffbase_storage = ctx.handled
+    # The autoscaler ticks in this process and reads Deployments off the
+    # operator's own watch (EMBER_AUTOSCALER=0 turns it off).
+    autoscaler = RunningAutoscaler(ctx.kube, config) if config.autoscaler else None
+    memo[AUTOSCALER_MEMO] = autoscaler
     for kind, handler in (("Deployment", deployment_event), ("Pod", pod_event)):
+        handle: Handler = partial(handler, ctx)
+        if autoscaler is not None and kind == "Deployment":
+            handle = autoscaler.deployments.tee(handle)
         informer = Informer(
             ctx.kube,
             RESOURCES[kind],
-            partial(handler, ctx),
+            handle,
             namespaces=config.plain_namespaces,
             accepts_namespace=None if config.plain_namespaces is not None else config.watches,
             label_selector=FUNCTION_LABEL,
         )
         ctx.informers.append(informer)
         informer.start()
+    if autoscaler is not None:
+        autoscaler.start()
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    autoscaler = memo.get(AUTOSCALER_MEMO)
+    if isinstance(autoscaler, RunningAutoscaler):
+        await autoscaler.stop()
     if getattr(memo, "ember", None) is not None:
         ctx = context_of(memo)
         for informer in ctx.informers:
