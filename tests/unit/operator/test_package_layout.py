@@ -78,11 +78,15 @@ def test_no_import_loops() -> None:
 @pytest.mark.parametrize(
     ("layer", "must_not_import"),
     [
-        ("ember_operator.kube", ("render", "reconcile", "diagnose", "status", "config")),
-        ("ember_operator.render", ("kube", "reconcile", "diagnose")),
-        ("ember_operator.diagnose", ("kube", "reconcile", "render")),
-        ("ember_operator.api", ("kube", "reconcile", "render", "diagnose")),
-        ("ember_operator.status", ("kube", "reconcile", "render", "diagnose")),
+        ("ember_operator.kube", ("render", "reconcile", "diagnose", "status", "config", "gateway")),
+        ("ember_operator.render", ("kube", "reconcile", "diagnose", "gateway")),
+        ("ember_operator.diagnose", ("kube", "reconcile", "render", "gateway")),
+        ("ember_operator.api", ("kube", "reconcile", "render", "diagnose", "gateway")),
+        ("ember_operator.status", ("kube", "reconcile", "render", "diagnose", "gateway")),
+        # The gateway is its own process: it reads the shared layers (kube,
+        # render's names, diagnose's path rule), never the operator's handlers.
+        ("ember_operator.gateway", ("reconcile", "handlers", "autoscaler")),
+        ("ember_operator.reconcile", ("gateway",)),
     ],
 )
 def test_layers_only_import_downwards(layer: str, must_not_import: tuple[str, ...]) -> None:
