@@ -1,0 +1,170 @@
+"""The gateway in front of real runtime processes on loopback, with its
+endpoints fed the way the cluster watch feeds them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from gateway_harness import endpoint_slice, function, trigger
+from runtime_harness import Runtime
+
+from ember_operator.gateway.config import GatewaySettings
+from ember_operator.gateway.server import Gateway
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+class FakeScaler:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.called = asyncio.Event()
+
+    async def ensure_running(self, namespace: str, name: str) -> None:
+        self.calls.append((namespace, name))
+        self.called.set()
+
+
+@pytest.fixture
+async def scaler() -> FakeScaler:
+    return FakeScaler()
+
+
+@pytest.fixture
+async def gateway(scaler: FakeScaler) -> AsyncIterator[Gateway]:
+    settings = GatewaySettings(
+        host="127.0.0.1", port=0, admin_port=0, queue_size=50, activation_timeout_seconds=20
+    )
+    async with Gateway(settings, scaler) as gw:
+        yield gw
+
+
+def client(gw: Gateway, **kw: Any) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    return httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{gw.port}", timeout=30, limits=limits, **kw
+    )
+
+
+async def test_routed_with_path_query_and_headers(gateway: Gateway, runtime: Runtime) -> None:
+    gateway.feed.apply("Function", "ADDED", function("t", "app"))
+    gateway.feed.apply("EndpointSlice", "ADDED", endpoint_slice("t", "app", runtime.port))
+    async with client(gateway) as c:
+        r = await c.post(
+            "/fn/t/app/echo?x=1&y=two",
+            json={"a": 1},
+            headers={"x-custom": "yes", "connection": "keep-alive", "x-request-id": "abc-123"},
+        )
+    assert r.status_code == 200, r.text
+    echo = r.json()
+    assert echo["path"] == "/echo" and echo["query"] == {"x": "1", "y": "two"}
+    assert echo["event"] == {"a": 1} and echo["method"] == "POST"
+    h = echo["headers"]
+    assert h["x-custom"] == "yes" and h["x-forwarded-for"] == "127.0.0.1"
+    assert h["x-forwarded-proto"] == "http" and "connection" not in h
+    assert echo["request_id"] == "abc-123" == r.headers["x-request-id"]
+    assert echo["traceparent"] and echo["traceparent"].startswith("00-")
+
+
+async def test_not_found_and_method_not_allowed(gateway: Gateway, runtime: Runtime) -> None:
+    feed = gateway.feed
+    feed.apply("Function", "ADDED", function("t", "app"))
+    feed.apply("EndpointSlice", "ADDED", endpoint_slice("t", "app", runtime.port))
+    feed.apply("Trigger", "ADDED", trigger("t", "hook", "app", "/hooks", ["POST"], "2024-01-01"))
+    async with client(gateway) as c:
+        r = await c.get("/fn/t/nope")
+        assert r.status_code == 404 and r.json()["error"] == "Gateway.NotFound"
+        r = await c.get("/hooks/x")
+        assert r.status_code == 405 and r.headers["allow"] == "POST"
+        assert r.json()["error"] == "Gateway.MethodNotAllowed"
+        r = await c.post("/hooks/echo", content=b"hi", headers={"content-type": "text/plain"})
+        assert r.status_code == 200 and r.json() == {"path": "/hooks/echo"}  # the original path
+
+
+async def test_a_burst_beyond_the_pods_concurrency_waits_in_the_gateway(
+    gateway: Gateway, runtime: Runtime
+) -> None:
+    gateway.feed.apply("Function", "ADDED", function("t", "app", concurrency=2))
+    gateway.feed.apply("EndpointSlice", "ADDED", endpoint_slice("t", "app", runtime.port))
+    async with client(gateway) as c:
+        # 12 calls of 0.2 s at a pod that runs 2 and queues 2: sent straight
+        # at it, 8 would get 429; through the gateway, all are answered.
+        rs = await asyncio.gather(*(c.get("/fn/t/app/sleep?s=0.2") for _ in range(12)))
+    assert [r.status_code for r in rs] == [200] * 12
+    assert runtime.stats()["inflight"] == 0
+
+
+async def test_held_requests_are_released_when_a_pod_becomes_ready(
+    gateway: Gateway, runtime: Runtime, scaler: FakeScaler
+) -> None:
+    gateway.feed.apply("Function", "ADDED", function("t", "app", concurrency=2))
+    async with client(gateway) as c:
+        calls = [asyncio.ensure_future(c.get("/fn/t/app/json")) for _ in range(5)]
+        await asyncio.wait_for(scaler.called.wait(), 5)
+        assert scaler.calls[0] == ("t", "app")
+        await asyncio.sleep(0.3)
+        stats = (await c.get(f"http://127.0.0.1:{gateway.admin_port}/_/stats")).json()
+        assert stats["functions"]["t/app"]["held"] == 5
+        # The pod appears, not ready yet: the gateway's own probe finds it.
+        started = time.perf_counter()
+        gateway.feed.apply(
+            "EndpointSlice", "ADDED", endpoint_slice("t", "app", runtime.port, ready=False)
+        )
+        rs = await asyncio.gather(*calls)
+        released = time.perf_counter() - started
+        metrics = (await c.get(f"http://127.0.0.1:{gateway.admin_port}/metrics")).text
+    assert [r.status_code for r in rs] == [200] * 5
+    assert released < 1.0  # probed every 25 ms, not the kubelet's period
+    assert 'ember_cold_start_seconds_count{function="t/app"} 1' in metrics
+
+
+async def test_a_full_queue_answers_503_with_retry_after_at_once(runtime: Runtime) -> None:
+    settings = GatewaySettings(
+        host="127.0.0.1", port=0, admin_port=0, queue_size=3, activation_timeout_seconds=2
+    )
+    async with Gateway(settings, FakeScaler()) as gw:
+        gw.feed.apply("Function", "ADDED", function("t", "cold"))
+        async with client(gw) as c:
+            held = [asyncio.ensure_future(c.get("/fn/t/cold/json")) for _ in range(3)]
+            await asyncio.sleep(0.2)
+            started = time.perf_counter()
+            over = await asyncio.gather(*(c.get("/fn/t/cold/json") for _ in range(5)))
+            elapsed = time.perf_counter() - started
+            timed_out = await asyncio.gather(*held)
+    assert [r.status_code for r in over] == [503] * 5 and elapsed < 1.0
+    assert all(r.headers["retry-after"] == "1" for r in over)
+    assert over[0].json()["error"] == "Gateway.Overloaded"
+    # Nobody came up within the activation timeout: 504, not a hang.
+    assert [r.status_code for r in timed_out] == [504] * 3
+    assert timed_out[0].json()["error"] == "Gateway.ActivationTimeout"
+
+
+async def test_a_refused_endpoint_is_retried_on_another(
+    gateway: Gateway, runtime: Runtime, dead_port: int
+) -> None:
+    gateway.feed.apply("Function", "ADDED", function("t", "app", concurrency=4))
+    gateway.feed.apply("EndpointSlice", "ADDED", endpoint_slice("t", "app", dead_port))
+    gateway.feed.apply("EndpointSlice", "ADDED", endpoint_slice("t", "app", runtime.port))
+    async with client(gateway) as c:
+        rs = await asyncio.gather(*(c.get("/fn/t/app/json") for _ in range(10)))
+    assert [r.status_code for r in rs] == [200] * 10
+
+
+async def test_a_removed_pod_is_not_a_502(gateway: Gateway, runtime: Runtime) -> None:
+    """The only pod leaves while requests arrive: they are held, not failed,
+    and go out when a pod is listed again."""
+    feed = gateway.feed
+    feed.apply("Function", "ADDED", function("t", "app"))
+    feed.apply("EndpointSlice", "ADDED", endpoint_slice("t", "app", runtime.port, name="s"))
+    async with client(gateway) as c:
+        assert (await c.get("/fn/t/app/json")).status_code == 200
+        feed.apply("EndpointSlice", "DELETED", endpoint_slice("t", "app", runtime.port, name="s"))
+        calls = [asyncio.ensure_future(c.get("/fn/t/app/json")) for _ in range(4)]
+        await asyncio.sleep(0.2)
+        feed.apply("EndpointSlice", "ADDED", endpoint_slice("t", "app", runtime.port, name="s"))
+        rs = await asyncio.gather(*calls)
+    assert [r.status_code for r in rs] == [200] * 4
