@@ -25,6 +25,7 @@ SMALL = {
     "worker_spawn": (["--samples", "5", "--cold-samples", "2"], "refill_ms"),
     "runtime_overhead": (["--rounds", "1", "--seconds", "1"], "rps_ratio"),
     "metrics_overhead": (["--rounds", "2", "--pairs", "1", "--seconds", "1"], "loss"),
+    "autoscale_step": (["--functions", "10", "--hold", "40"], "goal_met"),
 }
 
 

@@ -152,3 +152,20 @@ async def test_deleted_functions_are_forgotten() -> None:
     await w.functions.event("DELETED", {"metadata": {"namespace": "team", "name": "hello"}})
     await w.ticks(1)
     assert w.autoscaler.scalers == {}
+
+
+async def test_without_any_gateway_nothing_is_decided_or_written() -> None:
+    w = World(idleSeconds=0)
+    w.autoscaler.gateways = StaticGateways([])
+    await w.setup(replicas=3)
+    await w.ticks(40)
+    assert w.api.scales == [] and w.api.statuses == []
+
+
+async def test_a_function_resting_at_zero_gets_no_status_write() -> None:
+    w = World()
+    await w.setup(replicas=0)
+    await w.ticks(5)
+    assert w.api.statuses == []
+    await w.ticks(1, inflight=2, total=1)  # held requests: woken
+    assert w.api.statuses[-1]["desiredReplicas"] == 1

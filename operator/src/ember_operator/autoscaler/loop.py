@@ -109,7 +109,10 @@ class Autoscaler:
         snapshot = await self.collector.collect(self.gateways.addresses())
         decisions: dict[Key, Decision] = {}
         work = []
-        for key, fn in self.functions.entries.items():
+        # No gateway listed: no load to read and nobody to route it; nothing
+        # is decided (and nothing written for 1,000 Functions at once).
+        entries = self.functions.entries if snapshot.listed else {}
+        for key, fn in entries.items():
             deployment = self.deployments.entries.get(key)
             if deployment is None:
                 continue  # not rendered yet: the operator's reconcile comes first
@@ -158,6 +161,8 @@ class Autoscaler:
     def _worth_writing(
         self, now: float, key: Key, old: dict[str, Any], new: dict[str, Any]
     ) -> bool:
+        if not old and new["desiredReplicas"] == 0 and not new["lastScaleTime"]:
+            return False  # at rest at zero and never scaled: nothing to say
         if any(old.get(f) != new[f] for f in DECISION_FIELDS):
             return True
         if old.get("observedConcurrency") == new["observedConcurrency"]:
