@@ -25,6 +25,8 @@ SMALL = {
     "worker_spawn": (["--samples", "5", "--cold-samples", "2"], "refill_ms"),
     "runtime_overhead": (["--rounds", "1", "--seconds", "1"], "rps_ratio"),
     "metrics_overhead": (["--rounds", "2", "--pairs", "1", "--seconds", "1"], "loss"),
+    "gateway_hop": (["--rounds", "1", "--seconds", "1"], "rps_ratio"),
+    "activator_release": (["--requests", "50", "--rounds", "1"], "release_p99_ms"),
     "autoscale_step": (["--functions", "10", "--hold", "40"], "goal_met"),
 }
 
