@@ -24,21 +24,19 @@ kubectl_ -n ember-system get deploy -l app.kubernetes.io/instance=ember
 step "applying examples/hello/function.yaml"
 kubectl_ apply -f examples/hello/function.yaml
 kubectl_ wait --for=condition=Ready function/hello --timeout=180s >/dev/null
-kubectl_ rollout status deployment/hello --timeout=180s >/dev/null
 kubectl_ get functions
-step "invoking hello at a pod its (headless) Service selects"
-# Until the gateway lands, call a pod the Service's EndpointSlice lists: the
-# bridge makes pod IPs reachable from this host.
-slice="endpointslices -l kubernetes.io/service-name=hello"
+step "invoking hello through the gateway (it starts at zero pods: this call wakes it)"
+gw="$(kubectl_ -n ember-system get svc ember-gateway -o jsonpath='{.spec.clusterIP}:{.spec.ports[0].port}')"
+url="http://$gw/fn/default/hello"
 for i in $(seq 1 30); do
-  ip="$(kubectl_ get $slice -o jsonpath='{.items[0].endpoints[0].addresses[0]}' 2>/dev/null || true)"
-  port="$(kubectl_ get $slice -o jsonpath='{.items[0].ports[0].port}' 2>/dev/null || true)"
-  if [[ -n "$ip" && -n "$port" ]] \
-    && out="$(curl -fs -m 5 -H 'content-type: application/json' -d '{"name": "Ember"}' "http://$ip:$port/")"; then
+  if out="$(curl -fsS -m 70 -w '\n(%{http_code} in %{time_total}s)' \
+      -H 'content-type: application/json' -d '{"name": "Ember"}' "$url")"; then
     echo "$out"; break
   fi
-  ((i == 30)) && die "hello did not answer"
-  sleep 1
+  ((i == 30)) && die "hello did not answer through the gateway at $url"
+  sleep 2
 done
+kubectl_ get functions hello
 info "Ember is up in $((SECONDS - t0))s. KUBECONFIG=$KUBECONFIG"
-info "try: curl -s -d '{\"name\": \"you\"}' -H 'content-type: application/json' http://$ip:$port/"
+info "hello's URL: $url"
+info "try: curl -s -H 'content-type: application/json' -d '{\"name\": \"you\"}' $url"

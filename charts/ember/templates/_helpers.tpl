@@ -50,3 +50,17 @@ app.kubernetes.io/component: operator
 {{- define "ember.image" -}}
 {{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
 {{- end }}
+
+{{- define "ember.gatewaySelectorLabels" -}}
+{{ include "ember.selectorLabels" . }}
+app.kubernetes.io/component: gateway
+{{- end }}
+
+{{/* The URL Functions report in status.url: the value given, else the gateway's in-cluster Service. */}}
+{{- define "ember.gatewayURL" -}}
+{{- if .Values.gateway.url }}
+{{- .Values.gateway.url }}
+{{- else if .Values.gateway.enabled }}
+{{- printf "http://%s-gateway.%s.svc:%v" (include "ember.fullname" .) .Release.Namespace .Values.gateway.service.port }}
+{{- end }}
+{{- end }}
