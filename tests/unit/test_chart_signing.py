@@ -1,6 +1,6 @@
-"""The chart's signing pieces: off by default; on, one generated install
-secret in the release namespace, mounted into the operator alone, and RBAC
-for the per-Function Secrets."""
+"""The chart's signing pieces: on by default (the gateway signs), one
+generated install secret in the release namespace, mounted into the
+operator; RBAC for the per-Function Secrets; off renders none of it."""
 
 from __future__ import annotations
 
@@ -26,14 +26,20 @@ def render(*sets: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
 
 
+def operator_deployment(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-operator")
+    )
+
+
 def operator_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    dep = next(d for d in docs if d["kind"] == "Deployment" and "operator" in d["metadata"]["name"])
-    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    (c,) = operator_deployment(docs)["spec"]["template"]["spec"]["containers"]
     return dict(c)
 
 
-def test_signing_is_off_by_default() -> None:
-    docs = render()
+def test_signing_is_on_by_default_and_off_renders_nothing() -> None:
+    assert [d for d in render() if d["kind"] == "Secret"]
+    docs = render("signing.enabled=false")
     assert not [d for d in docs if d["kind"] == "Secret"]
     env = {e["name"] for e in operator_container(docs)["env"]}
     assert "EMBER_SIGNING_SECRET_FILE" not in env
@@ -54,7 +60,7 @@ def test_signing_on_generates_a_secret_the_operator_mounts() -> None:
     mount = next(m for m in c["volumeMounts"] if m["name"] == "signing")
     assert mount["readOnly"] is True
     assert env["EMBER_SIGNING_SECRET_FILE"] == mount["mountPath"] + "/install-secret"
-    dep = next(d for d in docs if d["kind"] == "Deployment")
+    dep = operator_deployment(docs)
     vol = next(v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "signing")
     assert vol["secret"]["secretName"] == "rel-ember-signing"
 
@@ -62,13 +68,17 @@ def test_signing_on_generates_a_secret_the_operator_mounts() -> None:
 def test_an_existing_secret_is_used_as_is() -> None:
     docs = render("signing.enabled=true", "signing.existingSecret=mine")
     assert not [d for d in docs if d["kind"] == "Secret"]
-    dep = next(d for d in docs if d["kind"] == "Deployment")
+    dep = operator_deployment(docs)
     vol = next(v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "signing")
     assert vol["secret"]["secretName"] == "mine"
 
 
 def test_the_operator_may_write_secrets() -> None:
-    role = next(d for d in render() if d["kind"] == "ClusterRole")
+    role = next(
+        d
+        for d in render()
+        if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-operator")
+    )
     verbs = {v for rule in role["rules"] if "secrets" in rule["resources"] for v in rule["verbs"]}
     assert {"get", "create", "update", "patch", "delete"} <= verbs
 
