@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ember_runtime import logs, pod
 from ember_runtime.config import Settings
 from ember_runtime.contract import Handler
+from ember_runtime.control import control_answer
 from ember_runtime.errors import (
     FORBIDDEN,
     INTERNAL,
@@ -38,13 +39,9 @@ from ember_runtime.pool import CallTimedOut, WorkerDied, WorkerPool
 if TYPE_CHECKING:
     from ember_runtime.signing import Verifier
 
-_JSON = [("content-type", "application/json")]
-_PROMETHEUS = [("content-type", "text/plain; version=0.0.4; charset=utf-8")]
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")}
 
-_HEALTH, _READY, _STATS, _METRICS = (
-    p.encode() for p in (pod.HEALTH_PATH, pod.READY_PATH, pod.STATS_PATH, pod.METRICS_PATH)
-)
+_METRICS = pod.METRICS_PATH.encode()
 
 SWEEP_SECONDS = 0.05
 
@@ -150,44 +147,16 @@ class App:
     def rejected(self, status: int, code: str) -> None:
         self.metrics.observe(status, code, 0.0)
 
-    # --- control endpoints ----------------------------------------------
-
     def control(self, path: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-        lim = self.limiter
-        pool = self.pool
-        if path == _HEALTH:
-            if pool is not None and pool.broken:
-                return 503, _JSON, b'{"status":"fork server gone"}'
-            return 200, _JSON, b'{"status":"ok"}'
-        if path == _READY:
-            if self.draining:
-                return 503, _JSON, b'{"status":"draining"}'
-            if not self.ready:
-                return 503, _JSON, b'{"status":"starting"}'
-            if lim.saturated:
-                return 429, _JSON, b'{"status":"saturated"}'
-            return 200, _JSON, b'{"status":"ready"}'
-        if path == _STATS:
-            body = self.metrics.stats_json(
-                inflight=lim.inflight,
-                queued=lim.queued,
-                concurrency=lim.concurrency,
-                draining=self.draining,
-                workers=len(pool.workers) if pool else 0,
-                restarts=pool.restarts if pool else 0,
-                recycled=pool.recycled if pool else 0,
-                connections=len(self.conns),
-            )
-            return 200, _JSON, body
-        if path == _METRICS and self.metrics.enabled:
-            body = self.metrics.prometheus(
-                inflight=lim.inflight,
-                queued=lim.queued,
-                restarts=pool.restarts if pool else 0,
-                connections=len(self.conns),
-            )
-            return 200, _PROMETHEUS, body
-        return 404, _JSON, b'{"error":"not found"}'
+        return control_answer(
+            path,
+            limiter=self.limiter,
+            pool=self.pool,
+            metrics=self.metrics,
+            connections=len(self.conns),
+            ready=self.ready,
+            draining=self.draining,
+        )
 
     # --- invocations -----------------------------------------------------
 
