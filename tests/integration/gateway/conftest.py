@@ -3,16 +3,12 @@ loopback, in front of real runtime processes, fed by a fake watch."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from runtime_harness import Runtime, free_port, start_runtime
+from tests.integration.runtime.runtime_harness import Runtime, free_port, start_runtime
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_harness import endpoint_slice, function, trigger
-from runtime_harness import Runtime
 
 from ember_operator.gateway.config import GatewaySettings
 from ember_operator.gateway.server import Gateway
+from tests.integration.gateway.gateway_harness import endpoint_slice, function, trigger
+from tests.integration.runtime.runtime_harness import Runtime
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# The tests import their helpers as ``runtime_harness`` (this directory is
-# not a package; pytest runs with --import-mode=importlib).
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from runtime_harness import Runtime, start_runtime
+from tests.integration.runtime.runtime_harness import Runtime, start_runtime
 
 
 @pytest.fixture(scope="module")

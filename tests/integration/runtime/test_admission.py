@@ -9,7 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from runtime_harness import start_runtime
+
+from tests.integration.runtime.runtime_harness import start_runtime
 
 pytestmark = pytest.mark.integration
 

@@ -34,7 +34,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from runtime_harness import Runtime, descendants, open_fds, settle, start_runtime
+
+from tests.integration.runtime.runtime_harness import (
+    Runtime,
+    descendants,
+    open_fds,
+    settle,
+    start_runtime,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -32,7 +32,14 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
-from runtime_harness import Runtime, descendants, open_fds, settle, start_runtime
+
+from tests.integration.runtime.runtime_harness import (
+    Runtime,
+    descendants,
+    open_fds,
+    settle,
+    start_runtime,
+)
 
 pytestmark = pytest.mark.integration
 

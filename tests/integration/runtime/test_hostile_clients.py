@@ -29,7 +29,8 @@ from typing import Any
 
 import httpx
 import pytest
-from runtime_harness import Runtime, start_runtime
+
+from tests.integration.runtime.runtime_harness import Runtime, start_runtime
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,8 @@ import socket
 
 import httpx
 import pytest
-from runtime_harness import Runtime
+
+from tests.integration.runtime.runtime_harness import Runtime
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from runtime_harness import FUNCTIONS, spawn, start_runtime
+
+from tests.integration.runtime.runtime_harness import FUNCTIONS, spawn, start_runtime
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from runtime_harness import BOOT_TIMEOUT, FUNCTIONS, Runtime, free_port, start_runtime
+
+from tests.integration.runtime.runtime_harness import (
+    BOOT_TIMEOUT,
+    FUNCTIONS,
+    Runtime,
+    free_port,
+    start_runtime,
+)
 
 pytestmark = pytest.mark.integration
 

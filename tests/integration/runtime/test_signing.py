@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from runtime_harness import Runtime, start_runtime
 
 from ember_runtime.signing import SIGNATURE_HEADER, function_key, sign
+from tests.integration.runtime.runtime_harness import Runtime, start_runtime
 
 pytestmark = pytest.mark.integration
 
