@@ -8,22 +8,11 @@ import base64
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.conftest import REPO, run_helm
+from tests.conftest import run_helm
+from tests.unit.test_chart import CHART, render
 
 pytestmark = pytest.mark.unit
-
-CHART = REPO / "charts/ember"
-
-
-def render(*sets: str) -> list[dict[str, Any]]:
-    args = ["template", "rel", str(CHART), "--namespace", "ember-system"]
-    for s in sets:
-        args += ["--set", s]
-    proc = run_helm(*args)
-    assert proc.returncode == 0, proc.stderr
-    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
 
 
 def operator_deployment(docs: list[dict[str, Any]]) -> dict[str, Any]:
