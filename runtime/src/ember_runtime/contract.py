@@ -9,7 +9,6 @@ path before the zygote forks.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -20,7 +19,6 @@ from ember_runtime.logs import FunctionLogger
 Handler = Callable[[Any, "Context"], Any]
 Headers = list[tuple[str, str]]
 
-_PKG_DIR = os.path.dirname(os.path.realpath(__file__)) + os.sep
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
@@ -123,18 +121,3 @@ def parse_query(query_string: str) -> dict[str, str]:
     from urllib.parse import parse_qsl
 
     return dict(parse_qsl(query_string, keep_blank_values=True))
-
-
-def user_traceback(exc: BaseException) -> str:
-    """The traceback of ``exc`` without the runtime's own frames."""
-    import traceback
-
-    frames = [
-        f
-        for f in traceback.extract_tb(exc.__traceback__)
-        if not os.path.realpath(f.filename).startswith(_PKG_DIR)
-    ]
-    lines = ["Traceback (most recent call last):\n"]
-    lines += traceback.format_list(frames)
-    lines += traceback.format_exception_only(type(exc), exc)
-    return "".join(lines)

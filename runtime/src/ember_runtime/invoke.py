@@ -13,15 +13,10 @@ from typing import Any
 
 from ember_runtime import logs
 from ember_runtime.codec import InvalidResult, decode_event, encode_result
-from ember_runtime.contract import (
-    Context,
-    Handler,
-    parse_query,
-    user_traceback,
-    valid_traceparent,
-)
+from ember_runtime.contract import Context, Handler, parse_query, valid_traceparent
 from ember_runtime.errors import HANDLER_ERROR, INTERNAL, INVALID_RESPONSE, BadEvent, CallFault
 from ember_runtime.http.reply import Reply, fault_reply, reply
+from ember_runtime.tracebacks import user_traceback
 
 # On the wire: (request_id, method, path, query, [(name, value)], body, deadline)
 Request = tuple[str, str, bytes, bytes, list[tuple[bytes, bytes]], bytes, float]

@@ -13,8 +13,9 @@ import sys
 from importlib.machinery import ModuleSpec, SourceFileLoader
 from types import FunctionType, ModuleType
 
-from ember_runtime.contract import Handler, user_traceback
+from ember_runtime.contract import Handler
 from ember_runtime.errors import LoadError, LoadFault
+from ember_runtime.tracebacks import user_traceback
 
 
 class Target:

@@ -168,7 +168,7 @@ class FunctionLogger:
 
         exc = sys.exc_info()[1]
         if exc is not None:
-            from ember_runtime.contract import user_traceback
+            from ember_runtime.tracebacks import user_traceback
 
             fields.setdefault("exception", type(exc).__name__)
             fields.setdefault("traceback", user_traceback(exc))

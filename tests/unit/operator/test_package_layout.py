@@ -6,11 +6,11 @@ below the handlers and renderers, and small modules that say why they exist.
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
+from tests.layout_tools import import_graph, import_loops, package_modules
 
 pytestmark = pytest.mark.unit
 
@@ -19,60 +19,12 @@ PACKAGE = ROOT / "ember_operator"
 MAX_LINES = 300
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
-
-
-def imports(name: str) -> set[str]:
-    """Ember modules ``name`` imports, anywhere in the file, plus the
-    packages whose ``__init__`` running it implies."""
-    tree = ast.parse(MODULES[name].read_text())
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found |= {f"{node.module}.{a.name}" for a in node.names}
-    deps = set()
-    for dep in found:
-        while dep and dep not in MODULES:
-            dep = dep.rpartition(".")[0]
-        if dep.startswith("ember_operator") and dep != name:
-            deps.add(dep)
-            parent = dep.rpartition(".")[0]
-            while parent:  # importing a.b.c runs a/__init__ and a/b/__init__
-                deps.add(parent)
-                parent = parent.rpartition(".")[0]
-    return deps - {name}
-
-
-GRAPH = {name: imports(name) for name in MODULES}
+MODULES = package_modules(ROOT, "ember_operator")
+GRAPH = import_graph(MODULES, "ember_operator")
 
 
 def test_no_import_loops() -> None:
-    loops: list[list[str]] = []
-
-    def visit(node: str, trail: list[str], done: set[str]) -> None:
-        if node in trail:
-            loops.append([*trail[trail.index(node) :], node])
-            return
-        if node in done:
-            return
-        for dep in sorted(GRAPH[node]):
-            visit(dep, [*trail, node], done)
-        done.add(node)
-
-    done: set[str] = set()
-    for name in MODULES:
-        visit(name, [], done)
-    assert loops == []
+    assert import_loops(GRAPH) == []
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ember_runtime.contract import user_traceback, valid_traceparent
+from ember_runtime.contract import valid_traceparent
 from ember_runtime.invoke import prepare
 from ember_runtime.loader import load_target
+from ember_runtime.tracebacks import user_traceback
 
 pytestmark = pytest.mark.unit
 
