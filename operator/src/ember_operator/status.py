@@ -46,6 +46,8 @@ REASON_HANDLER_NOT_FOUND = "HandlerNotFound"
 REASON_FUNCTION_NOT_FOUND = "FunctionNotFound"
 REASON_KIND_NOT_SERVED = "TriggerKindNotServed"
 REASON_SERVED = "Served"
+REASON_ROUTED = "Routed"  # an HTTP Trigger the gateway routes
+REASON_PATH_CONFLICT = "PathConflict"  # an older HTTP Trigger owns the path
 # The autoscaler's last decision (Function status.autoscaler.reason):
 REASON_AUTOSCALE_STABLE = "StableConcurrency"  # the stable window's average
 REASON_AUTOSCALE_PANIC = "Panic"  # a surge above 2x capacity: up at once, never down

@@ -82,3 +82,117 @@ async def test_a_trigger_moved_to_another_function_is_filed_under_it() -> None:
     await changed(ctx, trigger_body(function="b", generation=2))
     assert [k for k, _ in ctx.triggers_of("ns", "a")] == []
     assert [k for k, _ in ctx.triggers_of("ns", "b")] == [("ns", "tick")]
+
+
+GATEWAY = "http://gw.test"
+
+
+def http_body(
+    name: str, path: str, created: str, function: str = "fn", generation: int = 1
+) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "generation": generation,
+            "creationTimestamp": created,
+        },
+        "spec": {"function": function, "http": {"path": path}},
+    }
+
+
+def status(kube: FakeKube, name: str) -> dict[str, Any]:
+    return kube.statuses("Trigger", name)[-1]
+
+
+async def test_without_a_gateway_an_http_trigger_is_not_served() -> None:
+    body = http_body("web", "/hello", "2024-01-01T00:00:00Z")
+    kube = FakeKube(("Trigger", body), ("Function", function_body()))
+    await changed(context(kube), body)
+    assert ready(kube, "web")["reason"] == st.REASON_KIND_NOT_SERVED
+    assert status(kube, "web")["url"] is None
+
+
+async def test_with_a_gateway_an_http_trigger_is_routed_and_has_its_url() -> None:
+    body = http_body("web", "/hello/", "2024-01-01T00:00:00Z")
+    kube = FakeKube(("Trigger", body), ("Function", function_body()))
+    ctx = context(kube, gateway_url=GATEWAY)
+    await changed(ctx, body)
+    cond = ready(kube, "web")
+    assert (cond["status"], cond["reason"]) == ("True", st.REASON_ROUTED)
+    assert status(kube, "web")["url"] == "http://gw.test/hello"
+
+    # Its Function goes away: not Ready, and no URL that would answer 404.
+    kube.drop("Function", "ns", "fn")
+    await function_event(type="DELETED", namespace="ns", name="fn", memo=kopf.Memo(ember=ctx))
+    assert ready(kube, "web")["reason"] == st.REASON_FUNCTION_NOT_FOUND
+    assert status(kube, "web")["url"] is None
+
+
+async def test_a_schedule_trigger_stays_not_served_with_a_gateway() -> None:
+    kube = FakeKube(("Trigger", trigger_body()), ("Function", function_body()))
+    await changed(context(kube, gateway_url=GATEWAY), trigger_body())
+    assert ready(kube)["reason"] == st.REASON_KIND_NOT_SERVED
+
+
+async def test_the_older_trigger_keeps_its_path_and_the_newer_learns_when_it_is_free() -> None:
+    old = http_body("old", "/api", "2024-01-01T00:00:00Z")
+    new = http_body("new", "/api/", "2024-01-02T00:00:00Z")
+    kube = FakeKube(("Trigger", old), ("Trigger", new), ("Function", function_body()))
+    ctx = context(kube, gateway_url=GATEWAY)
+    # The newer one is handled first (an operator restart lists in any order).
+    await changed(ctx, new)
+    assert ready(kube, "new")["reason"] == st.REASON_ROUTED
+    await changed(ctx, old)
+    assert ready(kube, "old")["reason"] == st.REASON_ROUTED
+    lost = ready(kube, "new")
+    assert (lost["status"], lost["reason"]) == ("False", st.REASON_PATH_CONFLICT)
+    assert "ns/old" in lost["message"]
+    assert status(kube, "new")["url"] is None
+
+    # The winner moves to another path: the loser is routed again.
+    writes = len(kube.patches)
+    await changed(ctx, http_body("old", "/v2", "2024-01-01T00:00:00Z", generation=2))
+    assert ready(kube, "new")["reason"] == st.REASON_ROUTED
+    assert status(kube, "new")["url"] == "http://gw.test/api"
+    assert status(kube, "old")["url"] == "http://gw.test/v2"
+    assert len(kube.patches) == writes + 2  # one each, nothing else
+
+    # It comes back: the older claim wins again.
+    await changed(ctx, http_body("old", "/api", "2024-01-01T00:00:00Z", generation=3))
+    assert ready(kube, "new")["reason"] == st.REASON_PATH_CONFLICT
+
+    # Deleted: its path passes on, once.
+    kube.drop("Trigger", "ns", "old")
+    await trigger_event(type="DELETED", namespace="ns", name="old", memo=kopf.Memo(ember=ctx))
+    assert ready(kube, "new")["reason"] == st.REASON_ROUTED
+    writes = len(kube.patches)
+    await trigger_event(type="DELETED", namespace="ns", name="old", memo=kopf.Memo(ember=ctx))
+    assert len(kube.patches) == writes
+
+
+async def test_a_rival_unchanged_by_a_change_is_not_written() -> None:
+    a = http_body("a", "/a", "2024-01-01T00:00:00Z")
+    b = http_body("b", "/b", "2024-01-02T00:00:00Z")
+    kube = FakeKube(("Trigger", a), ("Trigger", b), ("Function", function_body()))
+    ctx = context(kube, gateway_url=GATEWAY)
+    await changed(ctx, a)
+    await changed(ctx, b)
+    assert len(kube.statuses("Trigger", "a")) == 1
+    await changed(ctx, http_body("b", "/c", "2024-01-02T00:00:00Z", generation=2))
+    assert len(kube.statuses("Trigger", "a")) == 1
+
+
+async def test_a_trigger_that_stops_being_http_frees_its_path() -> None:
+    old = http_body("old", "/api", "2024-01-01T00:00:00Z")
+    new = http_body("new", "/api", "2024-01-02T00:00:00Z")
+    kube = FakeKube(("Trigger", old), ("Trigger", new), ("Function", function_body()))
+    ctx = context(kube, gateway_url=GATEWAY)
+    await changed(ctx, old)
+    await changed(ctx, new)
+    assert ready(kube, "new")["reason"] == st.REASON_PATH_CONFLICT
+    schedule = trigger_body("old", generation=2)
+    schedule["metadata"]["creationTimestamp"] = "2024-01-01T00:00:00Z"
+    await changed(ctx, schedule)
+    assert ready(kube, "old")["reason"] == st.REASON_KIND_NOT_SERVED
+    assert ready(kube, "new")["reason"] == st.REASON_ROUTED

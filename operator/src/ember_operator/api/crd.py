@@ -91,6 +91,7 @@ def model_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 
 _READY = '.status.conditions[?(@.type=="Ready")].status'
+_READY_REASON = '.status.conditions[?(@.type=="Ready")].reason'
 
 
 def _crd(
@@ -192,6 +193,8 @@ def trigger_crd() -> dict[str, Any]:
         columns=[
             {"name": "Function", "type": "string", "jsonPath": ".spec.function"},
             {"name": "Ready", "type": "string", "jsonPath": _READY},
+            {"name": "Reason", "type": "string", "jsonPath": _READY_REASON},
+            {"name": "URL", "type": "string", "jsonPath": ".status.url"},
         ],
     )
 

@@ -249,3 +249,6 @@ class TriggerStatus(K8sModel):
         default_factory=list, max_length=8, json_schema_extra=_CONDITIONS_LIST
     )
     observed_generation: int | None = Field(default=None, ge=0)
+    url: str | None = Field(
+        default=None, description="Where the gateway serves an HTTP Trigger, while it is Ready."
+    )

@@ -7,12 +7,20 @@ serves its path. The rule is Kubernetes' usual tie-break: the older object
 creating a Trigger can never take a path away from one already serving.
 Paths are global across namespaces: the gateway has one URL space.
 ``/fn`` and everything below it belongs to the default Function routes.
+
+The gateway rebuilds its table from every claim; the operator keeps a
+``PathIndex`` instead, which also says whose outcome a change moved, so
+that a deleted or moved winner hands its path to the next claim without
+rewriting the status of every HTTP Trigger.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import NamedTuple
+
+Key = tuple[str, str]  # (namespace, name)
+_OWNS = object()  # in ``PathIndex.set``: not among the losers
 
 FUNCTION_PREFIX = "/fn"
 
@@ -62,3 +70,35 @@ def conflict_message(path: str, winner: HttpClaim | None) -> str:
         f"path {normalize_path(path)!r} is already served by Trigger"
         f" {winner.namespace}/{winner.name} (the older claim wins)"
     )
+
+
+class PathIndex:
+    """Every HTTP Trigger's claim by (namespace, name), and who lost to whom."""
+
+    def __init__(self) -> None:
+        self.claims: dict[Key, HttpClaim] = {}
+        self.losers: dict[Key, HttpClaim | None] = {}
+
+    def set(self, key: Key, claim: HttpClaim | None) -> set[Key]:
+        """Record (or, with None, drop) ``key``'s claim; returns the other
+        Triggers whose outcome (won, or lost to whom) changed with it."""
+        if self.claims.get(key) == claim:
+            return set()
+        if claim is None:
+            del self.claims[key]
+        else:
+            self.claims[key] = claim
+        before = self.losers
+        self.losers = path_owners(self.claims.values())[1]
+        moved = {
+            k
+            for k in before.keys() | self.losers.keys()
+            if before.get(k, _OWNS) != self.losers.get(k, _OWNS)
+        }
+        return moved - {key}
+
+    def conflict(self, key: Key) -> str | None:
+        """The ``PathConflict`` message for ``key``, or None while it owns its path."""
+        if key not in self.losers:
+            return None
+        return conflict_message(self.claims[key].path, self.losers[key])

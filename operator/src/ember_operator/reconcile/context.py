@@ -9,7 +9,9 @@ which keeps 1,000 idle Functions cheap. The remembered Deployment summary
 and pod problems let a pod event report without reading anything back.
 
 Triggers are remembered by the Function they name, so that a Function's
-creation or deletion updates its Triggers' status without a list call.
+creation or deletion updates its Triggers' status without a list call, and
+HTTP Triggers by the path they claim (``PathIndex``), so that a Trigger
+that wins or loses a path learns it from its rival's event.
 
 ``HandledSpecs`` is kopf's diff base (the last spec handled per object) kept
 in this process. A restarted operator starts empty, so kopf treats every
@@ -29,6 +31,7 @@ import kopf
 
 from ember_operator.config import Config
 from ember_operator.diagnose.deployment import Summary
+from ember_operator.diagnose.http_paths import HttpClaim, PathIndex
 from ember_operator.diagnose.pods import PodProblem
 from ember_operator.kube.client import Kube
 from ember_operator.kube.informer import Informer
@@ -111,6 +114,11 @@ class TriggerState:
     kind: str
     generation: int | None = None
     conditions: list[dict[str, Any]] = field(default_factory=list)
+    url: str | None = None  # the status.url last written (or found stored)
+    path: str | None = None  # spec.http.path; None for other kinds
+    # Whether the Function exists, as last learnt (the Trigger's own GET or
+    # the Function's events); None until the Trigger's handler has looked.
+    found: bool | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -123,6 +131,7 @@ class Context:
     triggers: dict[Key, TriggerState] = field(default_factory=dict)
     # (namespace, Function name) -> names of the Triggers that name it.
     triggers_by_function: dict[Key, set[str]] = field(default_factory=dict)
+    paths: PathIndex = field(default_factory=PathIndex)  # HTTP Triggers' claims
     informers: list[Informer] = field(default_factory=list)  # started at startup
     reconciling: asyncio.Semaphore = field(init=False)
 
@@ -150,11 +159,23 @@ class Context:
         self.triggers_by_function.setdefault((key[0], function), set()).add(key[1])
         return t
 
-    def forget_trigger(self, key: Key) -> None:
+    def claim_path(self, key: Key, path: str | None, created: str) -> set[Key]:
+        """Record the Trigger's HTTP path (None: it claims none); returns the
+        other Triggers whose path conflict this moved."""
+        claim = None if path is None else HttpClaim(key[0], key[1], path, created)
+        return self.paths.set(key, claim)
+
+    def forget_trigger(self, key: Key, *, path_too: bool = True) -> set[Key]:
+        """Forget a deleted Trigger; returns the Triggers its path passes to.
+
+        ``path_too=False`` (a status write found it gone) keeps its claim
+        until its DELETED event, as the gateway keeps its route: that event
+        then hands the path on, and only once."""
         t = self.triggers.pop(key, None)
         if t is not None:
             self._unfile(key, t.function)
         self.handled.forget("Trigger", *key)
+        return self.paths.set(key, None) if path_too else set()
 
     def _unfile(self, key: Key, function: str) -> None:
         names = self.triggers_by_function.get((key[0], function))

@@ -1,50 +1,85 @@
 """Trigger handlers: say whether anything will call the Trigger's Function.
 
-No component serves a Trigger kind yet (``diagnose.trigger``), so a
-Trigger is Ready=False with the reason why: its Function does not exist, or
-its kind is not served. The status follows the Function: the Function's own
-handlers call ``refresh_triggers`` when it is created or deleted, from the
-Triggers remembered in memory (no list call, no polling). A per-Trigger
-lock orders that refresh against the Trigger's own handler, so a stale
-"not found" never overwrites a newer "found".
+``diagnose.trigger`` decides: the gateway serves HTTP Triggers when one is
+configured, nothing serves the other kinds yet, and an HTTP Trigger that
+lost its path to an older one says so (``PathConflict``). The status follows
+the Function: the Function's own handlers call ``refresh_triggers`` when it
+is created or deleted. It follows rival Triggers too: a Trigger whose path
+claim changes (created, moved, deleted) re-reports the Triggers whose
+conflict that moved. Both work from what is remembered in memory (no list
+call, no polling), and every write goes through ``report_trigger``, which
+writes only what changed. A per-Trigger lock orders these reports against
+the Trigger's own handler, so a stale "not found" never overwrites a newer
+"found"; a handler takes another Trigger's lock only after releasing its
+own, so two rivals never wait on each other.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
 from ember_operator.api.v1alpha1 import GROUP, VERSION, TriggerSpec
-from ember_operator.diagnose.trigger import trigger_conditions, trigger_kind
+from ember_operator.diagnose.trigger import (
+    served_kinds,
+    trigger_conditions,
+    trigger_kind,
+    trigger_url,
+)
 from ember_operator.kube.objects import Key
 from ember_operator.reconcile.context import Context, TriggerState, context_of
 from ember_operator.status import same_conditions
 
 
 async def report_trigger(
-    ctx: Context, key: Key, state: TriggerState, found: bool, *, force: bool = False
+    ctx: Context, key: Key, state: TriggerState, *, force: bool = False
 ) -> None:
     """Write the Trigger's status if it changed (or ``force``: a new
     generation to acknowledge). Call with its lock held."""
-    conditions = trigger_conditions(state.kind, state.function, key[0], found, state.conditions)
-    if not force and same_conditions(conditions, state.conditions):
+    gateway = ctx.config.gateway_url
+    conditions = trigger_conditions(
+        state.kind,
+        state.function,
+        key[0],
+        bool(state.found),
+        state.conditions,
+        served=served_kinds(gateway),
+        path=state.path,
+        path_conflict=ctx.paths.conflict(key),
+    )
+    # A URL only where the Trigger is served: a lost path answers for another.
+    url = trigger_url(gateway, state.path) if conditions[0]["status"] == "True" else None
+    if not force and same_conditions(conditions, state.conditions) and url == state.url:
         return
-    status: dict[str, Any] = {"conditions": conditions}
+    status: dict[str, Any] = {"conditions": conditions, "url": url}  # None removes a stale one
     if state.generation is not None:
         status["observedGeneration"] = state.generation
     if await ctx.kube.patch_status("Trigger", key[0], key[1], status):
-        state.conditions = conditions
+        state.conditions, state.url = conditions, url
     else:
-        ctx.forget_trigger(key)  # the Trigger is gone
+        ctx.forget_trigger(key, path_too=False)  # gone; its DELETED event frees the path
 
 
 async def refresh_triggers(ctx: Context, function: Key, *, function_found: bool) -> None:
     """The Function was created or deleted: its Triggers' status follows."""
     for key, state in ctx.triggers_of(*function):
         async with state.lock:
-            await report_trigger(ctx, key, state, function_found)
+            state.found = function_found
+            await report_trigger(ctx, key, state)
+
+
+async def report_rivals(ctx: Context, keys: Iterable[Key]) -> None:
+    """Triggers whose path conflict moved: report them again (each with
+    its own lock; one not yet handled by this process reports itself)."""
+    for key in sorted(keys):
+        state = ctx.triggers.get(key)
+        if state is None or state.found is None:
+            continue
+        async with state.lock:
+            await report_trigger(ctx, key, state)
 
 
 @kopf.on.create(GROUP, VERSION, "triggers")
@@ -64,19 +99,27 @@ async def trigger_changed(
         raise kopf.PermanentError(f"invalid Trigger spec: {e}") from e
     key = (namespace, name)
     state = ctx.trigger(key, spec.function, kind)
+    meta = body["metadata"]
+    path = spec.http.path if spec.http is not None else None
+    rivals = ctx.claim_path(key, path, str(meta.get("creationTimestamp") or ""))
     stored = body.get("status") or {}
     async with state.lock:
-        state.generation = body["metadata"].get("generation")
+        state.generation = meta.get("generation")
+        state.path = path
         if not state.conditions:  # first seen by this process
             state.conditions = [dict(c) for c in stored.get("conditions") or []]
+            state.url = stored.get("url")
         function = await ctx.kube.get("Function", namespace, spec.function)
-        found = function is not None and not function["metadata"].get("deletionTimestamp")
+        state.found = function is not None and not function["metadata"].get("deletionTimestamp")
         new_generation = stored.get("observedGeneration") != state.generation
-        await report_trigger(ctx, key, state, found, force=new_generation)
+        await report_trigger(ctx, key, state, force=new_generation)
+    await report_rivals(ctx, rivals)
 
 
 @kopf.on.event(GROUP, VERSION, "triggers")
 async def trigger_event(type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    """Drop what is remembered of a deleted Trigger (see HandledSpecs)."""
+    """Drop what is remembered of a deleted Trigger (see HandledSpecs), and
+    hand its path to the Trigger next in line."""
     if type == "DELETED":
-        context_of(memo).forget_trigger((namespace or "", name))
+        ctx = context_of(memo)
+        await report_rivals(ctx, ctx.forget_trigger((namespace or "", name)))
