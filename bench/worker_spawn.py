@@ -27,7 +27,8 @@ from _common import PYTHON, REPO, median, percentile, ratio, report
 from ember_runtime.wire import recv_frame
 
 if TYPE_CHECKING:
-    from ember_runtime.pool import WorkerConn, WorkerPool
+    from ember_runtime.pool import WorkerPool
+    from ember_runtime.workers import WorkerConn
 
 HELLO = REPO / "examples" / "hello" / "main.py"
 

@@ -34,7 +34,8 @@ from ember_runtime.http.reply import Reply, control_reply, fault_reply
 from ember_runtime.invoke import invoke_async, log_call_fault
 from ember_runtime.limits import Limiter
 from ember_runtime.metrics import Metrics
-from ember_runtime.pool import CallTimedOut, WorkerDied, WorkerPool
+from ember_runtime.pool import WorkerPool
+from ember_runtime.workers import CallTimedOut, WorkerDied
 
 if TYPE_CHECKING:
     from ember_runtime.signing import Verifier
