@@ -168,3 +168,60 @@ async def test_a_removed_pod_is_not_a_502(gateway: Gateway, runtime: Runtime) ->
         feed.apply("EndpointSlice", "ADDED", endpoint_slice("t", "app", runtime.port, name="s"))
         rs = await asyncio.gather(*calls)
     assert [r.status_code for r in rs] == [200] * 4
+
+
+class LoadingPod(asyncio.Protocol):
+    """A pod that listens but answers ``/_/ready`` 503 until ``ready`` is set,
+    and 200 to anything else; it counts the connections it accepts."""
+
+    accepted = 0
+    ready = False
+    served: list[int] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.t: Any = transport
+        LoadingPod.accepted += 1
+        self.n = LoadingPod.accepted
+
+    def data_received(self, data: bytes) -> None:
+        if data.startswith(b"GET /_/ready"):
+            ok = LoadingPod.ready
+            body = b'{"status":"ready"}' if ok else b'{"status":"starting"}'
+            status = b"200 OK" if ok else b"503 Service Unavailable"
+            self.t.write(
+                b"HTTP/1.1 %s\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s"
+                % (status, len(body), body)
+            )
+            self.t.close()
+            return
+        LoadingPod.served.append(self.n)
+        self.t.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+
+async def test_connections_to_a_loading_pod_are_opened_before_it_is_ready(
+    gateway: Gateway,
+) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(LoadingPod, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        gateway.feed.apply("Function", "ADDED", function("t", "slow", concurrency=3))
+        async with client(gateway) as c:
+            calls = [asyncio.ensure_future(c.get("/fn/t/slow/")) for _ in range(5)]
+            await asyncio.sleep(0.2)
+            gateway.feed.apply(
+                "EndpointSlice", "ADDED", endpoint_slice("t", "slow", port, ready=False)
+            )
+            await asyncio.sleep(0.3)
+            # Probed (503) while loading; 3 connections (its concurrency, not
+            # the 5 held) wait in the pool.
+            pod = gateway.proxy.backends[("t", "slow")].pods[("127.0.0.1", port)]
+            assert len(pod.idle) == 3 and not LoadingPod.served
+            opened_before_ready = LoadingPod.accepted
+            LoadingPod.ready = True
+            rs = await asyncio.gather(*calls)
+    finally:
+        server.close()
+    assert [r.status_code for r in rs] == [200] * 5
+    # The first three went on the warm connections.
+    assert all(n <= opened_before_ready for n in LoadingPod.served[:3])

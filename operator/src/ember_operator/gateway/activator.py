@@ -10,6 +10,14 @@ does: the kubelet's own probe period would add up to a second to every
 cold start. The first 200 makes the pod usable and releases the held
 requests (``on_usable``). A 429 counts too: the pod is up, only full.
 
+A starting pod already listens (its runtime answers ``/_/ready`` 503
+"starting" while it loads), so once a probe gets any answer the activator
+opens, alongside the probing, as many connections as the held requests
+will need at once (at most the Function's ``concurrency``: the rest wait
+for a slot anyway) into the pod's pool. Opening a thousand connections
+takes tens of milliseconds; writing a thousand requests into open ones
+takes a few, so the release after the first good probe is only the writes.
+
 Each Function gets its own small task while it has held requests, so one
 Function's cold start costs another's traffic nothing.
 """
@@ -22,7 +30,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ember_operator.gateway.endpoints import Backend, Pod
-from ember_operator.gateway.upstream import probe_ready
+from ember_operator.gateway.upstream import probe_ready, warm
 from ember_operator.kube.client import MERGE_PATCH, ApiError, Kube
 from ember_operator.kube.resources import path
 from ember_operator.render.names import deployment_name
@@ -70,14 +78,18 @@ class KubeScaler:
 
 
 class Activator:
-    def __init__(self, scaler: Scaler, probe_interval: float = 0.025) -> None:
+    def __init__(
+        self, scaler: Scaler, probe_interval: float = 0.025, max_body: int = 1 << 20
+    ) -> None:
         self.scaler = scaler
         self.probe_interval = probe_interval
+        self.max_body = max_body  # of an answer, for the connections it warms
         self.on_usable: Callable[[Backend], None] = lambda backend: None
         # For benchmarks and tests: called with (backend, pod, time.perf_counter())
         # when a probe makes a pod usable.
         self.on_probe_ok: Callable[[Backend, Pod, float], None] | None = None
         self.tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.warming: set[asyncio.Task[None]] = set()
         self.activations = 0
 
     def wake(self, backend: Backend) -> None:
@@ -118,6 +130,9 @@ class Activator:
             status = await probe_ready(p.addr[0], p.addr[1], READY_PATH)
         finally:
             p.probing = False
+        if status and status not in (200, 429) and not p.gone:
+            # Listening, not ready yet: open what the release will need.
+            self._warm(backend, p)
         if status in (200, 429) and not p.gone:
             first = not backend.usable
             p.probed = True
@@ -134,6 +149,30 @@ class Activator:
                 )
             self.on_usable(backend)
 
+    def _warm(self, backend: Backend, p: Pod) -> None:
+        want = min(len(backend.held), backend.concurrency)
+        n = want - len(p.idle) - p.inflight - p.warming
+        if n > 0:
+            p.warming += n
+            task = asyncio.get_running_loop().create_task(self._open(p, n))
+            self.warming.add(task)
+            task.add_done_callback(self.warming.discard)
+
+    async def _open(self, p: Pod, n: int) -> None:
+        try:
+            conns = await warm(p.addr[0], p.addr[1], self.max_body, n)
+        finally:
+            p.warming -= n
+        now = asyncio.get_running_loop().time()
+        for conn in conns:
+            if p.gone or not conn.alive:
+                conn.close()
+            else:
+                conn.last_used = now
+                p.idle.append(conn)
+
     async def stop(self) -> None:
+        for task in list(self.warming):
+            task.cancel()
         for task in list(self.tasks.values()):
             task.cancel()

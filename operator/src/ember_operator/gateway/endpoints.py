@@ -45,6 +45,7 @@ class Pod:
         "probing",
         "ready",
         "suspect",
+        "warming",
     )
 
     def __init__(self, addr: Addr) -> None:
@@ -57,6 +58,7 @@ class Pod:
         self.suspect = False  # a connection to it was refused: probe before use
         self.gone = False  # no longer listed (or terminating): finish, take nothing new
         self.backoff_until = 0.0  # it answered 429 (full): nothing new until then
+        self.warming = 0  # connections being opened ahead of its readiness
 
     @property
     def usable(self) -> bool:

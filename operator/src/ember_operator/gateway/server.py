@@ -45,7 +45,9 @@ class Gateway:
     ) -> None:
         self.settings = settings
         self.metrics = GatewayMetrics()
-        self.activator = Activator(scaler or NoScaler(), settings.probe_interval_seconds)
+        self.activator = Activator(
+            scaler or NoScaler(), settings.probe_interval_seconds, settings.max_response_bytes
+        )
         self.proxy = Proxy(
             settings, self.metrics, self.activator, Signer.from_file(settings.signing_secret_file)
         )

@@ -9,15 +9,24 @@ a connection goes back to it after a complete keep-alive answer and is
 closed after ``idle_seconds`` unused, well before the runtime's own 75 s,
 so the gateway rarely writes into a connection the pod is closing.
 
-What a failure means is decided by what got through: ``sent`` is False when
-the connection was never made, or when a reused connection ended without
-one byte of answer (the pod closed it idle, or was going away: its runtime
-only closes a connection with no call on it). Only those are retried.
+What a failure means is decided by what got through. ``sent`` is False
+(the request is retried elsewhere) only when the handler cannot have run
+it: the connection was never made, or it ended without one byte of answer
+and the pod's kernel reset our request. A pod resets a connection closed
+with our bytes unread in it, or one our bytes reached after it closed
+(the pod closed it idle, or began to drain, as our request crossed it): in
+both, its runtime never read the request. A pod process that read the
+request and then died sends a plain FIN and no reset; that is a 502, never
+a retry, so nothing that reached a function is run twice. After a FIN with
+a call on the connection we wait ``RESET_WAIT_SECONDS`` (many round trips)
+for the reset before judging.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import socket
 from typing import Any, Protocol, cast
 
 import httptools
@@ -48,7 +57,6 @@ class UpstreamConn(asyncio.Protocol):
         "last_used",
         "max_body",
         "parser",
-        "reused",
         "transport",
         "waiter",
     )
@@ -64,7 +72,6 @@ class UpstreamConn(asyncio.Protocol):
         self.got_bytes = False
         self.head_only = False
         self.keep_alive = True
-        self.reused = False
         self.last_used = 0.0
 
     # --- use --------------------------------------------------------------
@@ -111,17 +118,31 @@ class UpstreamConn(asyncio.Protocol):
             self._fail(True, f"malformed answer from the pod: {e}")
 
     def eof_received(self) -> bool | None:
+        if self.waiter is not None and not self.got_bytes and self.transport is not None:
+            # Ended with our request unanswered: was it read? Keep the socket
+            # a moment to see whether the pod resets it (see the docstring).
+            asyncio.get_running_loop().call_later(RESET_WAIT_SECONDS, self._judge_eof)
+            return True
         return None  # close our side too
+
+    def _judge_eof(self) -> None:
+        t = self.transport
+        if self.waiter is None or t is None:
+            return
+        sock = t.get_extra_info("socket")
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) if sock is not None else 0
+        if err in _RESETS:
+            self._fail(False, "the pod closed the connection before reading the request")
+        else:
+            self._fail(True, "the pod closed the connection without answering")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.keep_alive = False
         if self.waiter is not None:
-            # A reused connection that ended before any answer byte: the pod
-            # closed it idle (or is going away); the request never ran.
-            sent = self.got_bytes or not self.reused
             why = f"connection lost: {exc!r}" if exc else "connection closed by the pod"
-            self._fail(sent, why)
+            reset = isinstance(exc, OSError) and exc.errno in _RESETS
+            self._fail(self.got_bytes or not reset, why)
         self.parser = None
 
     def _fail(self, sent: bool, why: str) -> None:
@@ -160,7 +181,6 @@ class UpstreamConn(asyncio.Protocol):
         waiter, self.waiter = self.waiter, None
         if waiter is None:
             return
-        self.reused = True
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         self.body = []
         status = self.parser.get_status_code()
@@ -169,6 +189,10 @@ class UpstreamConn(asyncio.Protocol):
         waiter.answered(self, status, self.headers, body)
 
 
+_RESETS = (errno.ECONNRESET, errno.EPIPE)
+# After a FIN with a request unanswered, how long to wait for the pod's
+# reset (a round trip, and the pod's kernel; never its runtime).
+RESET_WAIT_SECONDS = 0.05
 CONNECT_SECONDS = 3.0
 PROBE_SECONDS = 1.0
 _PROBE = b"GET %s HTTP/1.1\r\nhost: ember-gateway\r\nconnection: close\r\n\r\n"
@@ -195,3 +219,13 @@ async def probe_ready(host: str, port: int, path: bytes) -> int:
         return 0
     parts = line.split(b" ", 2)
     return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
+
+
+async def warm(host: str, port: int, max_body: int, n: int) -> list[UpstreamConn]:
+    """Open up to ``n`` connections at once (fewer if some fail), ready to be
+    pooled: a starting pod already listens, so its connections can be made
+    while it is probed, leaving only the writes for the moment it is ready."""
+    results = await asyncio.gather(
+        *(connect(host, port, max_body) for _ in range(n)), return_exceptions=True
+    )
+    return [c for c in results if isinstance(c, UpstreamConn)]
