@@ -59,8 +59,10 @@ class Config:
     runtime_image: str = DEFAULT_RUNTIME_IMAGE
     image_pull_policy: str = "IfNotPresent"
     namespaces: tuple[str, ...] = ()  # empty: every namespace
-    # The gateway's base URL, for Function status.url. None (the default)
-    # reports no URL: no gateway serves Functions yet, and a URL nothing
+    # The gateway's base URL, for Function and HTTP Trigger status.url, and
+    # the sign that a gateway routes HTTP Triggers (the chart sets it exactly
+    # when it installs one, or names an external URL for it). None (the
+    # default) reports no URL and HTTP Triggers as not served: a URL nothing
     # answers at would be a lie.
     gateway_url: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
