@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, on_kind
 
 pytestmark = pytest.mark.integration
 
@@ -67,3 +67,22 @@ def test_operator_reconcile_runs_every_side_and_reports(kubeconfig: str, tmp_pat
     for side in ("floor", "ember"):
         assert runs[side][0]["deployments"] == 5.0, (side, runs[side])
     assert "throughput_ratio_vs_noop" in result and "floor_ratio_vs_noop" in result
+
+
+def test_cold_start_runs_both_sides_and_reports(kubeconfig: str, tmp_path: Path) -> None:
+    """Two cycles against the test cluster: a chart release in a namespace
+    of its own (uninstalled at the end), a Function at zero called through
+    the gateway, and the plain-Deployment peer."""
+    if on_kind():
+        pytest.skip("cold_start reaches the gateway's ClusterIP from the host; kind does not route")
+    result = run_case(
+        "cold_start",
+        ["--cycles", "2"],
+        tmp_path,
+        KUBECONFIG=kubeconfig,
+        EMBER_COLD_SETTLE_SECONDS="1",
+    )
+    for side in ("ember_ms", "peer_ms"):
+        samples = result[side]
+        assert isinstance(samples, list) and len(samples) == 2, result
+    assert "p50_diff_ms" in result
