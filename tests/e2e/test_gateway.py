@@ -211,6 +211,13 @@ def test_a_burst_at_zero_is_all_answered_and_scales_out(
     codes = asyncio.run(burst())
     assert Counter(codes) == {200: 100}
     assert peak > 1, "the autoscaler did not scale the burst out"
+    # Its decisions are visible: in the Function's status and the operator's metrics.
+    assert function_status(k8s, ns, "burst")["autoscaler"]["scaleUps"] >= 1
+    operator = client.CoreV1Api(k8s).list_namespaced_pod(
+        ns, label_selector="app.kubernetes.io/component=operator"
+    )
+    metrics = httpx.get(f"http://{operator.items[0].status.pod_ip}:9090/metrics", timeout=10)
+    assert f'ember_autoscaler_desired_replicas{{namespace="{ns}",function="burst"}}' in metrics.text
 
 
 def test_an_overfull_held_queue_answers_503_at_once_and_nothing_else_fails(

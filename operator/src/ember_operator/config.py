@@ -91,6 +91,8 @@ class Config:
     # Fixed gateway admin addresses (host:port) instead of the EndpointSlices:
     # an operator run outside the cluster, tests.
     autoscaler_gateways: tuple[str, ...] = ()
+    # The operator's Prometheus endpoint (the autoscaler's decisions); 0: off.
+    metrics_port: int = 0
     # The per-install secret each Function's signing key is derived from
     # (``ember_runtime.signing.function_key``), read from the file the chart
     # mounts. None: calls are not signed, function pods get no key.
@@ -149,6 +151,8 @@ class Config:
             kwargs["gateway_admin_port"] = int(env["EMBER_GATEWAY_ADMIN_PORT"])
         gateways = env.get("EMBER_AUTOSCALER_GATEWAYS", "")
         kwargs["autoscaler_gateways"] = tuple(g.strip() for g in gateways.split(",") if g.strip())
+        if env.get("EMBER_METRICS_PORT"):
+            kwargs["metrics_port"] = int(env["EMBER_METRICS_PORT"])
         if env.get("EMBER_SIGNING_SECRET_FILE"):
             kwargs["signing_secret"] = read_signing_secret(env["EMBER_SIGNING_SECRET_FILE"])
         return cls(**kwargs)

@@ -98,6 +98,7 @@ class Autoscaler:
         self.scalers: dict[Key, FunctionScaler] = {}
         self.status_written: dict[Key, float] = {}  # clock time of the last status write
         self.counters = Counters()
+        self.last_decisions: dict[Key, Decision] = {}  # for the metrics endpoint
         self._task: asyncio.Task[None] | None = None
         self._writes = asyncio.Semaphore(WRITES_AT_ONCE)
 
@@ -123,6 +124,7 @@ class Autoscaler:
         for gone in set(self.scalers) - set(self.functions.entries):
             del self.scalers[gone]
             self.status_written.pop(gone, None)
+        self.last_decisions = decisions
         self.counters.ticks += 1
         self.counters.last_tick_seconds = time.perf_counter() - started
         return decisions

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ember_operator.autoscaler.exporter import Exporter
 from ember_operator.autoscaler.gateways import EndpointSliceGateways, StaticGateways
 from ember_operator.autoscaler.loop import Autoscaler
 from ember_operator.autoscaler.scale import Deployments, Functions, Handler
@@ -53,6 +54,9 @@ class RunningAutoscaler:
         self.autoscaler = Autoscaler(
             kube, self.gateways, functions=self.functions, deployments=self.deployments
         )
+        self.exporter = (
+            Exporter(self.autoscaler, config.metrics_port) if config.metrics_port else None
+        )
         self.informers = [self._informer(kube, "Function", self.functions.event, None)]
         if own_deployment_watch:
             handler = self.deployments.event
@@ -76,7 +80,13 @@ class RunningAutoscaler:
             self.gateways.start()
         self.autoscaler.start()
 
+    async def start_exporter(self) -> None:
+        if self.exporter is not None:
+            await self.exporter.start()
+
     async def stop(self) -> None:
+        if self.exporter is not None:
+            await self.exporter.stop()
         await self.autoscaler.stop()
         await self.gateways.stop()
         for informer in self.informers:

@@ -70,6 +70,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         informer.start()
     if autoscaler is not None:
         autoscaler.start()
+        await autoscaler.start_exporter()
 
 
 @kopf.on.cleanup()
