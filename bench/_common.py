@@ -162,3 +162,26 @@ def report(case: str, results: dict[str, Any], lines: Sequence[str]) -> None:
     RESULTS.mkdir(exist_ok=True)
     payload = {"case": case, "machine": cpu_note(), "time": time.time(), **results}
     (RESULTS / f"{case}.json").write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def start_ember_runtime(port: int, **settings: object) -> subprocess.Popen[bytes]:
+    """``python -m ember_runtime`` on loopback serving the hello example
+    (``target``/``source`` override it), ready before this returns.
+    ``settings`` become ``EMBER_*`` variables, e.g. ``concurrency=2``."""
+    env = {
+        **os.environ,
+        "EMBER_TARGET": "main:handle",
+        "EMBER_SOURCE": str(REPO / "examples" / "hello" / "main.py"),
+        "EMBER_PORT": str(port),
+        "EMBER_HOST": "127.0.0.1",
+        "EMBER_QUEUE_DEPTH": "1024",
+        **{f"EMBER_{k.upper()}": str(v) for k, v in settings.items()},
+    }
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "ember_runtime"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_http(f"http://127.0.0.1:{port}/_/ready", proc=proc)
+    return proc

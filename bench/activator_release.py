@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import PYTHON, free_port, median, percentile, report, stop, wait_http
+from _common import free_port, median, percentile, report, start_ember_runtime, stop
 from ember_operator.gateway import activator, upstream
 from ember_operator.gateway.config import GatewaySettings
 from ember_operator.gateway.server import Gateway
@@ -52,26 +51,16 @@ ASYNC_HELLO = "async def handle(event, context):\n    return {'hello': 'world'}\
 def start_runtime(port: int, n: int, workdir: str) -> subprocess.Popen[bytes]:
     source = Path(workdir, "hello_async.py")
     source.write_text(ASYNC_HELLO)
-    env = {
-        **os.environ,
-        "EMBER_TARGET": "hello_async:handle",
-        "EMBER_SOURCE": str(source),
-        "EMBER_PORT": str(port),
-        "EMBER_HOST": "127.0.0.1",
+    return start_ember_runtime(
+        port,
+        target="hello_async:handle",
+        source=source,
         # The runtime runs at most a few hundred calls at once; the rest of
         # the burst waits in its queue (the release is what is measured).
-        "EMBER_CONCURRENCY": str(min(n, 200)),
-        "EMBER_QUEUE_DEPTH": str(n),
-        "EMBER_MAX_CONNECTIONS": str(4 * n + 64),
-    }
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "ember_runtime"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        concurrency=min(n, 200),
+        queue_depth=n,
+        max_connections=4 * n + 64,
     )
-    wait_http(f"http://127.0.0.1:{port}/_/ready", proc=proc)
-    return proc
 
 
 async def open_clients(

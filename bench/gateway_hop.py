@@ -34,12 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     PYTHON,
-    REPO,
     free_port,
     median,
     percentile,
     ratio,
     report,
+    start_ember_runtime,
     stop,
     wait_http,
     wrk,
@@ -47,24 +47,7 @@ from _common import (
 
 
 def start_runtime(port: int, concurrency: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "EMBER_TARGET": "main:handle",
-        "EMBER_SOURCE": str(REPO / "examples" / "hello" / "main.py"),
-        "EMBER_PORT": str(port),
-        "EMBER_HOST": "127.0.0.1",
-        "EMBER_CONCURRENCY": str(concurrency),
-        "EMBER_QUEUE_DEPTH": "1024",
-        "EMBER_FUNCTION": "bench/hello",
-    }
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "ember_runtime"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_http(f"http://127.0.0.1:{port}/_/ready", proc=proc)
-    return proc
+    return start_ember_runtime(port, concurrency=concurrency, function="bench/hello")
 
 
 def feed(runtime_port: int, concurrency: int) -> list[dict[str, object]]:

@@ -21,7 +21,6 @@ of the per-round ratios) rather than 6.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -31,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     PYTHON,
-    REPO,
     free_port,
     median,
     ratio,
     report,
+    start_ember_runtime,
     stop,
     wait_http,
     wrk,
@@ -78,24 +77,7 @@ def start_peer(port: int, workdir: str) -> subprocess.Popen[bytes]:
 
 
 def start_runtime(port: int, concurrency: int, metrics: bool = True) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "EMBER_TARGET": "main:handle",
-        "EMBER_SOURCE": str(REPO / "examples" / "hello" / "main.py"),
-        "EMBER_PORT": str(port),
-        "EMBER_HOST": "127.0.0.1",
-        "EMBER_CONCURRENCY": str(concurrency),
-        "EMBER_QUEUE_DEPTH": "1024",
-        "EMBER_METRICS": "1" if metrics else "0",
-    }
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "ember_runtime"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_http(f"http://127.0.0.1:{port}/_/ready", proc=proc)
-    return proc
+    return start_ember_runtime(port, concurrency=concurrency, metrics=int(metrics))
 
 
 def main() -> None:
