@@ -225,3 +225,36 @@ async def test_connections_to_a_loading_pod_are_opened_before_it_is_ready(
     assert [r.status_code for r in rs] == [200] * 5
     # The first three went on the warm connections.
     assert all(n <= opened_before_ready for n in LoadingPod.served[:3])
+
+
+async def test_one_functions_cold_start_does_not_hold_up_another(
+    runtime: Runtime, dead_port: int
+) -> None:
+    """While one Function waits for a pod that never gets ready (held calls,
+    the activator probing a dead address every 25 ms), another Function's
+    calls go straight through: holding is per function, never global."""
+    settings = GatewaySettings(
+        host="127.0.0.1", port=0, admin_port=0, queue_size=100, activation_timeout_seconds=5
+    )
+    async with Gateway(settings, FakeScaler()) as gw:
+        gw.feed.apply("Function", "ADDED", function("t", "cold"))
+        gw.feed.apply("EndpointSlice", "ADDED", endpoint_slice("t", "cold", dead_port, ready=False))
+        gw.feed.apply("Function", "ADDED", function("t", "app", concurrency=2))
+        gw.feed.apply("EndpointSlice", "ADDED", endpoint_slice("t", "app", runtime.port))
+        async with client(gw) as c:
+            held = [asyncio.ensure_future(c.get("/fn/t/cold/json")) for _ in range(50)]
+            await asyncio.sleep(0.2)
+            stats = (await c.get(f"http://127.0.0.1:{gw.admin_port}/_/stats")).json()
+            assert stats["functions"]["t/cold"]["held"] == 50
+            warm = []
+            for _ in range(30):
+                started = time.perf_counter()
+                r = await c.get("/fn/t/app/json")
+                warm.append((r.status_code, time.perf_counter() - started))
+            assert not any(f.done() for f in held), "cold calls were answered early"
+            cold = await asyncio.gather(*held)
+    assert [code for code, _ in warm] == [200] * 30
+    # Each answered while the other function was still held: far inside the
+    # cold one's 5 s activation timeout (a liveness bound, not a speed goal).
+    assert max(seconds for _, seconds in warm) < 1.0
+    assert {r.status_code for r in cold} == {504}
