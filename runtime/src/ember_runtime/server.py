@@ -10,7 +10,6 @@ connection cap against the descriptor limit).
 from __future__ import annotations
 
 import asyncio
-import resource
 import signal
 import time
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from ember_runtime.app import App
 from ember_runtime.config import Settings
 from ember_runtime.contract import Handler
 from ember_runtime.http.connections import Connections
-from ember_runtime.http.limits import HttpLimits
+from ember_runtime.http.limits import HttpLimits, connection_budget
 from ember_runtime.http.protocol import HttpConn
 from ember_runtime.metrics import Metrics
 from ember_runtime.pool import WorkerPool
@@ -34,27 +33,9 @@ _FDS_PER_WORKER = 6
 
 def http_limits(settings: Settings) -> HttpLimits:
     """The HTTP core's limits, with the connection cap kept under the
-    process's descriptor limit so that accepting a client can never starve
-    the pool of the pipes it needs to replace a worker."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        # Raising the soft limit up to the hard one needs no privilege.
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass
-    budget = soft - _RESERVED_FDS - _FDS_PER_WORKER * settings.pool_size
-    return HttpLimits(
-        max_header_bytes=settings.max_header_bytes,
-        max_body_bytes=settings.max_body_bytes,
-        header_timeout=settings.header_timeout_seconds,
-        body_timeout=settings.body_timeout_seconds,
-        idle_timeout=settings.idle_timeout_seconds,
-        max_connections=max(1, min(settings.max_connections, budget)),
-        max_pipelined=settings.max_pipelined,
-        write_buffer_bytes=settings.write_buffer_bytes,
-    )
+    process's descriptor limit less what the workers' pipes need."""
+    reserved = _RESERVED_FDS + _FDS_PER_WORKER * settings.pool_size
+    return HttpLimits.from_settings(settings, connection_budget=connection_budget(reserved))
 
 
 async def serve(

@@ -36,3 +36,14 @@ def test_bad_values_say_which_variable() -> None:
         GatewaySettings.from_env({"EMBER_QUEUE_SIZE": "many"})
     with pytest.raises(ValueError, match="activation timeout"):
         GatewaySettings.from_env({"EMBER_ACTIVATION_TIMEOUT_SECONDS": "0"})
+
+
+def test_clients_may_hold_at_most_half_the_descriptors_left() -> None:
+    """Every call a client makes takes an upstream connection too: a flood
+    of clients must leave descriptors for them (the runtime's rule, shared)."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    limits = GatewaySettings(max_connections=10**9).http_limits()
+    assert limits.max_connections == (hard - 64) // 2
+    assert GatewaySettings(max_connections=5).http_limits().max_connections == 5

@@ -13,7 +13,10 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ember_operator.config import parse_namespaces
-from ember_runtime.http.limits import HttpLimits
+from ember_runtime.http.limits import HttpLimits, connection_budget
+
+# Descriptors kept for the listening sockets, the API watches and logs.
+RESERVED_FDS = 64
 
 
 def _flag(value: str) -> bool:
@@ -64,16 +67,10 @@ class GatewaySettings:
     write_buffer_bytes: int = 256 * 1024
 
     def http_limits(self) -> HttpLimits:
-        return HttpLimits(
-            max_header_bytes=self.max_header_bytes,
-            max_body_bytes=self.max_body_bytes,
-            header_timeout=self.header_timeout_seconds,
-            body_timeout=self.body_timeout_seconds,
-            idle_timeout=self.idle_timeout_seconds,
-            max_connections=self.max_connections,
-            max_pipelined=self.max_pipelined,
-            write_buffer_bytes=self.write_buffer_bytes,
-        )
+        """The core's limits; clients may hold at most half the descriptors
+        left, since each call they make takes an upstream connection too."""
+        budget = connection_budget(RESERVED_FDS, share=0.5)
+        return HttpLimits.from_settings(self, connection_budget=budget)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> GatewaySettings:

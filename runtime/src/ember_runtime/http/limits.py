@@ -9,6 +9,9 @@ write buffer high-water mark as uvicorn has.
 
 from __future__ import annotations
 
+import resource
+from typing import Protocol
+
 
 class HttpLimits:
     """Read-only after construction. A plain class: ``dataclasses`` costs
@@ -55,6 +58,22 @@ class HttpLimits:
         #: Unsent answer bytes before a connection stops reading and answering.
         self.write_buffer_bytes = write_buffer_bytes
 
+    @classmethod
+    def from_settings(cls, settings: HttpSettings, *, connection_budget: int) -> HttpLimits:
+        """The limits a server's settings ask for (the runtime and the
+        gateway name them alike), the connection cap kept within
+        ``connection_budget`` (see ``connection_budget``)."""
+        return cls(
+            max_header_bytes=settings.max_header_bytes,
+            max_body_bytes=settings.max_body_bytes,
+            header_timeout=settings.header_timeout_seconds,
+            body_timeout=settings.body_timeout_seconds,
+            idle_timeout=settings.idle_timeout_seconds,
+            max_connections=max(1, min(settings.max_connections, connection_budget)),
+            max_pipelined=settings.max_pipelined,
+            write_buffer_bytes=settings.write_buffer_bytes,
+        )
+
     @property
     def tick(self) -> float:
         """How often timeouts are checked: a fraction of the shortest one."""
@@ -73,3 +92,41 @@ class Clock:
 
     def __init__(self, now: float = 0.0) -> None:
         self.now = now
+
+
+class HttpSettings(Protocol):
+    """The settings both servers read their limits from, by the same names."""
+
+    @property
+    def max_header_bytes(self) -> int: ...
+    @property
+    def max_body_bytes(self) -> int: ...
+    @property
+    def header_timeout_seconds(self) -> float: ...
+    @property
+    def body_timeout_seconds(self) -> float: ...
+    @property
+    def idle_timeout_seconds(self) -> float: ...
+    @property
+    def max_connections(self) -> int: ...
+    @property
+    def max_pipelined(self) -> int: ...
+    @property
+    def write_buffer_bytes(self) -> int: ...
+
+
+def connection_budget(reserved: int, share: float = 1.0) -> int:
+    """Client connections this process can hold without running out of
+    descriptors for what else it needs (``reserved`` of them, then ``share``
+    of the rest): accepting a client must never starve the runtime of the
+    pipes that replace a worker, nor the gateway of the connection a call
+    goes out on. The soft limit is first raised to the hard one, which
+    needs no privilege."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return int((soft - reserved) * share)
