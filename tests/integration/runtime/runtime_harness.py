@@ -117,6 +117,28 @@ def settle(what: str, measure: Any, want: Any, timeout: float = 10.0) -> Any:
     return value
 
 
+class Footprint:
+    """The processes and descriptors a runtime holds now, so that a test can
+    check, after hostile traffic, that it holds no more (bounded wait)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.pid = rt.proc.pid
+        self.procs = descendants(self.pid)
+        self.fds = open_fds(self.pid)
+
+    def assert_nothing_leaked(self) -> None:
+        settle(
+            f"processes under the runtime (were {self.procs})",
+            lambda: descendants(self.pid),
+            lambda now: len(now) == len(self.procs),
+        )
+        settle(
+            f"runtime's open fds (were {self.fds})",
+            lambda: open_fds(self.pid),
+            lambda now: now <= self.fds + 2,
+        )
+
+
 def spawn(
     tmp: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], Path, int]:

@@ -36,10 +36,8 @@ import httpx
 import pytest
 
 from tests.integration.runtime.runtime_harness import (
+    Footprint,
     Runtime,
-    descendants,
-    open_fds,
-    settle,
     start_runtime,
 )
 
@@ -196,8 +194,7 @@ def test_worker_churn_soak(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         with rt.client(timeout=10) as c:
             for _ in range(10):
                 assert c.get("/json").status_code == 200
-        procs_before = descendants(rt.proc.pid)
-        fds_before = open_fds(rt.proc.pid)
+        footprint = Footprint(rt)
 
         gate = threading.BoundedSemaphore(CONCURRENCY)
         started = time.monotonic()
@@ -252,16 +249,7 @@ def test_worker_churn_soak(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         r = httpx.get(rt.url + "/json", timeout=10)
         assert (r.status_code, r.json()) == (200, {"ok": True, "n": [1, 2]})
         assert rt.proc.poll() is None
-        settle(
-            f"processes under the runtime (were {procs_before})",
-            lambda: descendants(rt.proc.pid),
-            lambda now: len(now) == len(procs_before),
-        )
-        settle(
-            f"runtime's open fds (were {fds_before})",
-            lambda: open_fds(rt.proc.pid),
-            lambda now: now <= fds_before + 2,
-        )
+        footprint.assert_nothing_leaked()
         assert not unexpected_log_lines(rt), "\n".join(unexpected_log_lines(rt)[:20])
     finally:
         if probe is not None and probe.poll() is None:

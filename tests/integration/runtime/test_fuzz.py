@@ -34,10 +34,8 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.runtime.runtime_harness import (
+    Footprint,
     Runtime,
-    descendants,
-    open_fds,
-    settle,
     start_runtime,
 )
 
@@ -433,8 +431,7 @@ def test_malformed_requests_never_break_the_runtime(tmp_path: Path) -> None:
         pool = RUNTIME_SETTINGS["concurrency"] + 1
         rt.wait_until(lambda s: s["workers"] >= pool)
         assert httpx.get(rt.url + "/json", timeout=10).status_code == 200
-        procs_before = descendants(rt.proc.pid)
-        fds_before = open_fds(rt.proc.pid)
+        footprint = Footprint(rt)
 
         def check(segments: list[bytes], pause: float, mode: str, stalls: bool) -> None:
             assert rt.proc.poll() is None, "the runtime exited"
@@ -478,16 +475,7 @@ def test_malformed_requests_never_break_the_runtime(tmp_path: Path) -> None:
         assert rt.proc.poll() is None
         stats = rt.wait_until(lambda s: s["workers"] == pool, timeout=SETTLE_SECONDS)
         assert stats["worker_restarts"] == 0  # no request crashed a worker
-        settle(
-            f"processes under the runtime (were {procs_before})",
-            lambda: descendants(rt.proc.pid),
-            lambda now: len(now) == len(procs_before),
-        )
-        settle(
-            f"runtime's open fds (were {fds_before})",
-            lambda: open_fds(rt.proc.pid),
-            lambda now: now <= fds_before + 2,
-        )
+        footprint.assert_nothing_leaked()
         assert not tracebacks(rt), "\n".join(tracebacks(rt))
         # Every connection was answered and went quiet, or was closed, in
         # time: the header, body and idle timeouts leave none hanging.
