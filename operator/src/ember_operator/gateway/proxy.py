@@ -62,6 +62,9 @@ class Proxy:
         self.margin = settings.timeout_margin_seconds
         self.hold_timeout = settings.activation_timeout_seconds
         self.max_body = settings.max_response_bytes
+        # Serves ``/async/...`` (the async invocation API) when set; an
+        # Endpoint of the HTTP core, like this proxy.
+        self.async_endpoint: Any = None
         activator.on_usable = self.release
 
     # --- the Endpoint of the HTTP core ------------------------------------
@@ -76,6 +79,8 @@ class Proxy:
         body: bytes,
         request_id: str,
     ) -> None:
+        if path.startswith(b"/async/") and self.async_endpoint is not None:
+            return self.async_endpoint.handle(conn, method, path, query, headers, body, request_id)
         match = self.table.lookup(path)
         if match is None:
             return self._refuse(
