@@ -1,12 +1,13 @@
 # Ember's images, one multi-stage file:
 #   --target runtime       the function runtime (ember_runtime + its HTTP stack only)
-#   --target controlplane  the operator (and, as they land, the gateway and autoscaler)
+#   --target controlplane  the operator, gateway, autoscaler and dispatcher
+#   --target redis         Debian's redis-server, for the chart's bundled broker
 #
 # BASE is any Debian-based image with python3.11 and pip: the usual public
 # Python image by default, or the one `make images` builds locally with
 # debootstrap where no registry is reachable. Python packages come from
-# wheels built on the host into build/wheels (`make wheels`), so the build
-# itself needs no network.
+# wheels built on the host into build/wheels (`make wheels`), so those
+# builds need no network; only the `redis` target runs apt.
 ARG BASE=python:3.11-slim-bookworm
 
 FROM ${BASE} AS base
@@ -19,6 +20,25 @@ ENV LANG=C.UTF-8 \
 # A named user for UID 10001: libraries that ask for the user name (getpass,
 # kopf's peering identity) need a passwd entry.
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin ember
+
+# --- redis (the chart's bundled broker) -----------------------------------
+# Debian's redis-server on the same base, installed with apt from the
+# base's own Debian sources (the build needs the network for this target
+# alone; hack/images.sh gives it the host's). Config comes from
+# ember-redis at start (the password into a private file, never argv).
+# It comes right after `base` so the classic builder, which builds every
+# stage up to its target, builds nothing else for it.
+FROM base AS redis
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /usr/share/doc/* /usr/share/man/* \
+ && redis-server --version \
+ && install -d -o 10001 -g 10001 -m 0700 /data
+COPY hack/redis/ember-redis /usr/local/bin/ember-redis
+USER 10001:10001
+WORKDIR /data
+EXPOSE 6379
+ENTRYPOINT ["/usr/local/bin/ember-redis"]
 
 FROM base AS wheels
 COPY build/wheels /wheels

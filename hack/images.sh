@@ -12,9 +12,9 @@ BASE_IMAGE="${BASE_IMAGE:-ember/python-base:bookworm}"
 [[ -d build/wheels ]] || die "no build/wheels: run make wheels"
 if [[ "$BASE_IMAGE" == ember/python-base:* ]]; then hack/cluster/images-base.sh; else hack/cluster/docker.sh; fi
 
-build() { # build TARGET IMAGE
+build() { # build TARGET IMAGE [docker build options]
   local t0=$SECONDS log; log="$(mktemp)"
-  if ! docker_cli build --build-arg "BASE=$BASE_IMAGE" --target "$1" -t "$2" . >"$log" 2>&1; then
+  if ! docker_cli build "${@:3}" --build-arg "BASE=$BASE_IMAGE" --target "$1" -t "$2" . >"$log" 2>&1; then
     tail -30 "$log" >&2; rm -f "$log"; die "docker build --target $1 failed"
   fi
   rm -f "$log"
@@ -28,14 +28,20 @@ content_tag() { # content_tag IMAGE: also tag IMAGE by its content id, print tha
 step "building images on $BASE_IMAGE"
 build runtime "ember/runtime:$TAG"
 build controlplane "ember/controller:$TAG"
+# The chart's bundled Redis: Debian's redis-server through apt. The harness's
+# dockerd runs without a bridge (no network for builds), so this one build
+# shares the host's network to reach the base's Debian mirror; the layer
+# cache makes reruns instant.
+build redis "ember/redis:$TAG" --network host
 # Content tags let a deployment roll when a rebuilt image keeps its
 # human tag (`make up` installs by these).
 runtime_id="$(content_tag "ember/runtime:$TAG")"
 controller_id="$(content_tag "ember/controller:$TAG")"
+redis_id="$(content_tag "ember/redis:$TAG")"
 mkdir -p build
-printf 'RUNTIME_TAG=%s\nCONTROLLER_TAG=%s\n' "$runtime_id" "$controller_id" >build/images.env
+printf 'RUNTIME_TAG=%s\nCONTROLLER_TAG=%s\nREDIS_TAG=%s\n' "$runtime_id" "$controller_id" "$redis_id" >build/images.env
 if hack/cluster/cluster.sh status >/dev/null 2>&1; then
   step "loading images into the local cluster"
-  hack/cluster/cluster.sh load "ember/runtime:$TAG" "ember/controller:$TAG" \
-    "ember/runtime:$runtime_id" "ember/controller:$controller_id"
+  hack/cluster/cluster.sh load "ember/runtime:$TAG" "ember/controller:$TAG" "ember/redis:$TAG" \
+    "ember/runtime:$runtime_id" "ember/controller:$controller_id" "ember/redis:$redis_id"
 fi

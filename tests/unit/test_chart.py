@@ -38,7 +38,9 @@ def test_operator_pod_is_restricted_and_labelled() -> None:
     docs = render("operator.watchNamespaces={a,b}", "operator.image.tag=t1")
     kinds = {d["kind"] for d in docs}
     assert {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"} <= kinds
-    dep = next(d for d in docs if d["kind"] == "Deployment")
+    dep = next(
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-operator")
+    )
     labels = dep["metadata"]["labels"]
     assert labels["app.kubernetes.io/instance"] == "rel"
     assert labels["app.kubernetes.io/managed-by"] == "Helm"

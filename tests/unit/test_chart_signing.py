@@ -26,22 +26,32 @@ def operator_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
     return dict(c)
 
 
+def signing_secrets(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The signing Secret(s) (the bundled Redis has its own password Secret)."""
+    return [
+        d
+        for d in docs
+        if d["kind"] == "Secret"
+        and d["metadata"]["labels"].get("app.kubernetes.io/component") == "signing"
+    ]
+
+
 def test_signing_is_on_by_default_and_off_renders_nothing() -> None:
-    assert [d for d in render() if d["kind"] == "Secret"]
+    assert signing_secrets(render())
     docs = render("signing.enabled=false")
-    assert not [d for d in docs if d["kind"] == "Secret"]
+    assert not signing_secrets(docs)
     env = {e["name"] for e in operator_container(docs)["env"]}
     assert "EMBER_SIGNING_SECRET_FILE" not in env
 
 
 def test_signing_on_generates_a_secret_the_operator_mounts() -> None:
     docs = render("signing.enabled=true")
-    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    (secret,) = signing_secrets(docs)
     assert secret["metadata"]["name"] == "rel-ember-signing"
     assert secret["metadata"]["namespace"] == "ember-system"
     assert len(base64.b64decode(secret["data"]["install-secret"])) == 32
     # A new random value per render (an install); upgrades keep the live one.
-    (again,) = [d for d in render("signing.enabled=true") if d["kind"] == "Secret"]
+    (again,) = signing_secrets(render("signing.enabled=true"))
     assert again["data"] != secret["data"]
 
     c = operator_container(docs)
@@ -56,7 +66,7 @@ def test_signing_on_generates_a_secret_the_operator_mounts() -> None:
 
 def test_an_existing_secret_is_used_as_is() -> None:
     docs = render("signing.enabled=true", "signing.existingSecret=mine")
-    assert not [d for d in docs if d["kind"] == "Secret"]
+    assert not signing_secrets(docs)
     dep = operator_deployment(docs)
     vol = next(v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "signing")
     assert vol["secret"]["secretName"] == "mine"

@@ -64,3 +64,86 @@ app.kubernetes.io/component: gateway
 {{- printf "http://%s-gateway.%s.svc:%v" (include "ember.fullname" .) .Release.Namespace .Values.gateway.service.port }}
 {{- end }}
 {{- end }}
+
+{{/* The gateway's in-cluster URL, for Ember's own components (the dispatcher
+calls through it); unlike ember.gatewayURL it ignores gateway.url, which may
+name an ingress the cluster cannot reach. */}}
+{{- define "ember.gatewayInternalURL" -}}
+{{- printf "http://%s-gateway.%s.svc:%v" (include "ember.fullname" .) .Release.Namespace .Values.gateway.service.port }}
+{{- end }}
+
+{{/* Redis: an external one when redis.external.url is set, else the bundled
+one when redis.enabled; "true" when either is there. */}}
+{{- define "ember.redisExternal" -}}
+{{- if .Values.redis.external.url }}true{{ end }}
+{{- end }}
+{{- define "ember.redisBundled" -}}
+{{- if and .Values.redis.enabled (not .Values.redis.external.url) }}true{{ end }}
+{{- end }}
+{{- define "ember.redisAvailable" -}}
+{{- if or (include "ember.redisExternal" .) (include "ember.redisBundled" .) }}true{{ end }}
+{{- end }}
+
+{{- define "ember.redisSelectorLabels" -}}
+{{ include "ember.selectorLabels" . }}
+app.kubernetes.io/component: redis
+{{- end }}
+
+{{- define "ember.dispatcherSelectorLabels" -}}
+{{ include "ember.selectorLabels" . }}
+app.kubernetes.io/component: dispatcher
+{{- end }}
+
+{{/* The Secret holding the Redis password: the bundled one's generated
+Secret, or the external one's existingSecret (none: no password). */}}
+{{- define "ember.redisSecretName" -}}
+{{- if include "ember.redisExternal" . }}
+{{- .Values.redis.external.existingSecret }}
+{{- else }}
+{{- printf "%s-redis" (include "ember.fullname" .) }}
+{{- end }}
+{{- end }}
+{{- define "ember.redisSecretKey" -}}
+{{- if include "ember.redisExternal" . }}
+{{- .Values.redis.external.passwordKey }}
+{{- else }}password{{- end }}
+{{- end }}
+
+{{- define "ember.redisURL" -}}
+{{- if include "ember.redisExternal" . }}
+{{- .Values.redis.external.url }}
+{{- else }}
+{{- printf "redis://%s-redis.%s.svc:%v/0" (include "ember.fullname" .) .Release.Namespace .Values.redis.service.port }}
+{{- end }}
+{{- end }}
+
+{{- define "ember.redisCAMountPath" -}}/var/run/ember/redis-ca{{- end }}
+
+{{/* Env entries for a client of Redis (gateway, dispatcher), at list indent. */}}
+{{- define "ember.redisEnv" -}}
+- {name: EMBER_REDIS_URL, value: {{ include "ember.redisURL" . | quote }}}
+{{- with (include "ember.redisSecretName" .) }}
+- name: EMBER_REDIS_PASSWORD
+  valueFrom: {secretKeyRef: {name: {{ . }}, key: {{ include "ember.redisSecretKey" $ }}}}
+{{- end }}
+{{- if and (include "ember.redisExternal" .) .Values.redis.external.caSecret }}
+- {name: EMBER_REDIS_CA_FILE, value: {{ printf "%s/%s" (include "ember.redisCAMountPath" .) .Values.redis.external.caKey | quote }}}
+{{- end }}
+{{- end }}
+
+{{/* The CA bundle for rediss:// (external Redis with caSecret): mount and volume. */}}
+{{- define "ember.redisCAMount" -}}
+{{- if and (include "ember.redisExternal" .) .Values.redis.external.caSecret }}
+- {name: redis-ca, mountPath: {{ include "ember.redisCAMountPath" . }}, readOnly: true}
+{{- end }}
+{{- end }}
+{{- define "ember.redisCAVolume" -}}
+{{- if and (include "ember.redisExternal" .) .Values.redis.external.caSecret }}
+- name: redis-ca
+  secret:
+    secretName: {{ .Values.redis.external.caSecret }}
+    defaultMode: 0444
+    items:
+      - {key: {{ .Values.redis.external.caKey }}, path: {{ .Values.redis.external.caKey }}}
+{{- end }}
+{{- end }}
