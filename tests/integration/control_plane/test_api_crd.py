@@ -118,6 +118,31 @@ BAD_TRIGGERS = [
         ["spec.schedule.cron", "should match"],
     ),
     (
+        "cron with seven fields",
+        trigger("cron7", schedule={"cron": "* * * * * * *"}),
+        ["spec.schedule.cron", "should match"],
+    ),
+    (
+        "cron with a character no field takes",
+        trigger("cronq", schedule={"cron": "0 12 ? * MON"}),
+        ["spec.schedule.cron", "should match"],
+    ),
+    (
+        "timezone that is a path",
+        trigger("tz", schedule={"cron": "* * * * *", "timezone": "../etc/passwd"}),
+        ["spec.schedule.timezone", "should match"],
+    ),
+    (
+        "unknown missed-run policy",
+        trigger("missed", schedule={"cron": "* * * * *", "missedRuns": "All"}),
+        ["spec.schedule.missedRuns", "Unsupported value"],
+    ),
+    (
+        "queue concurrency 0",
+        trigger("conc", queue={"stream": "s", "concurrency": 0}),
+        ["spec.queue.concurrency", "greater than or equal to 1"],
+    ),
+    (
         "backoff inverted",
         trigger(
             "backoff", queue={"stream": "s", "backoff": {"initialSeconds": 9, "maxSeconds": 2}}
@@ -170,3 +195,11 @@ def test_good_objects_are_accepted_with_scalar_defaults(cluster: Cluster, namesp
     assert "scale" not in bare["spec"]
     trg = cluster.create("triggers", namespace, trigger("t", http={"path": "/hello"}))
     assert trg["spec"]["http"] == {"path": "/hello"}
+    cron = cluster.create("triggers", namespace, trigger("c", schedule={"cron": "*/5 * * * * *"}))
+    assert cron["spec"]["schedule"] == {
+        "cron": "*/5 * * * * *",
+        "timezone": "UTC",
+        "missedRuns": "Skip",
+    }
+    queue = cluster.create("triggers", namespace, trigger("q", queue={"stream": "orders"}))
+    assert queue["spec"]["queue"]["concurrency"] == 10

@@ -37,3 +37,15 @@ def test_trigger_http_defaults_methods() -> None:
     spec = TriggerSpec.model_validate({"function": "hello", "http": {"path": "/x"}})
     assert spec.http is not None and list(spec.http.methods) == ["GET", "POST"]
     assert spec.schedule is None and spec.queue is None
+
+
+def test_schedule_and_queue_defaults() -> None:
+    spec = TriggerSpec.model_validate({"function": "f", "schedule": {"cron": "* * * * * *"}})
+    assert spec.schedule is not None
+    assert (spec.schedule.timezone, spec.schedule.missed_runs) == ("UTC", "Skip")
+    spec = TriggerSpec.model_validate(
+        {"function": "f", "schedule": {"cron": "0 9 * * *", "missedRuns": "RunOnce"}}
+    )
+    assert spec.schedule is not None and spec.schedule.missed_runs == "RunOnce"
+    queue = TriggerSpec.model_validate({"function": "f", "queue": {"stream": "s"}}).queue
+    assert queue is not None and queue.concurrency == 10

@@ -187,16 +187,56 @@ class HttpTrigger(K8sModel):
     )
 
 
+# Five cron fields, or six with seconds first, each of what the scheduler's cron
+# library (cronsim) reads; the operator reports what it refuses (InvalidSchedule).
+CRON_FIELD = r"[0-9A-Za-z*/,#-]+"
+CRON_PATTERN = rf"^{CRON_FIELD}(\s+{CRON_FIELD}){{4,5}}$"
+# An IANA zone name (Europe/Berlin, Etc/GMT+2); whether it exists goes in status.
+TIMEZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
+
+
+class MissedRuns(StrEnum):
+    """What a schedule does with ticks that passed while nothing could fire them."""
+
+    SKIP = "Skip"
+    RUN_ONCE = "RunOnce"
+
+
 class ScheduleTrigger(K8sModel):
     cron: str = Field(
         min_length=9,
         max_length=128,
-        pattern=r"^\S+(\s+\S+){4}$",
-        description='Five-field cron expression, e.g. "*/5 * * * *".',
+        pattern=CRON_PATTERN,
+        description=(
+            'Cron expression: five fields, e.g. "*/5 * * * *" (minute, hour, day of month,'
+            ' month, day of week), or six with seconds first, e.g. "*/10 * * * * *" (every'
+            " 10 seconds). Names (MON, JAN), L, W and # are accepted as cronsim reads them."
+        ),
     )
-    timezone: str = Field(default="UTC", min_length=1, max_length=64)
+    timezone: str = Field(
+        default="UTC",
+        min_length=1,
+        max_length=64,
+        pattern=TIMEZONE_PATTERN,
+        description=(
+            "IANA time zone the cron fields are read in, e.g. Europe/Berlin. Across DST"
+            " changes a daily job at a fixed time runs once: in the skipped hour it runs"
+            " right after the change, in the repeated hour only the first time."
+        ),
+    )
     payload: dict[str, Any] | None = Field(
-        default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+        default=None,
+        description="Sent as the JSON body of each invocation ({} when unset).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    missed_runs: MissedRuns = Field(
+        default=MissedRuns.SKIP,
+        description=(
+            "Ticks that passed while no dispatcher could fire them (an outage longer than"
+            " a minute; a tick late by less than that still fires). Skip: go on from the"
+            " next tick. RunOnce: fire the most recent missed tick once on recovery, then"
+            " go on. Each tick fires at most once, whatever the number of dispatchers."
+        ),
     )
 
 
@@ -219,6 +259,9 @@ class QueueTrigger(K8sModel):
     max_retries: int = Field(default=5, ge=0, le=100)
     backoff: Backoff = Field(default_factory=Backoff)
     dead_letter_stream: str | None = Field(default=None, min_length=1, max_length=256)
+    concurrency: int = Field(
+        default=10, ge=1, le=1000, description="Most deliveries of this Trigger in flight at once."
+    )
 
 
 class TriggerSpec(K8sModel):
