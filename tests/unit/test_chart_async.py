@@ -108,6 +108,24 @@ def test_the_gateway_takes_its_async_values() -> None:
     assert env(one(docs, "Deployment", "-dispatcher"))["EMBER_WATCH_NAMESPACES"] == "a,b"
 
 
+def test_the_dispatcher_takes_its_retry_values() -> None:
+    e = env(one(render(), "Deployment", "-dispatcher"))
+    assert (e["EMBER_ASYNC_MAX_RETRIES"], e["EMBER_ASYNC_BACKOFF_INITIAL_SECONDS"]) == ("3", "1")
+    assert e["EMBER_ASYNC_BACKOFF_MAX_SECONDS"] == "60"
+    assert e["EMBER_ASYNC_VISIBILITY_TIMEOUT_SECONDS"] == "60"
+    assert e["EMBER_ASYNC_RETENTION_SECONDS"] == "86400"
+    docs = render(
+        "dispatcher.async.maxRetries=0",
+        "dispatcher.async.backoff.initialSeconds=0.5",
+        "dispatcher.async.visibilityTimeoutSeconds=5",
+        "gateway.async.retentionSeconds=600",
+    )
+    e = env(one(docs, "Deployment", "-dispatcher"))
+    assert e["EMBER_ASYNC_MAX_RETRIES"] == "0" and e["EMBER_ASYNC_BACKOFF_INITIAL_SECONDS"] == "0.5"
+    assert e["EMBER_ASYNC_VISIBILITY_TIMEOUT_SECONDS"] == "5"
+    assert e["EMBER_ASYNC_RETENTION_SECONDS"] == "600"
+
+
 def test_redis_and_dispatcher_pods_are_restricted() -> None:
     docs = render()
     for suffix in ("-redis", "-dispatcher"):
@@ -212,11 +230,13 @@ def test_an_external_redis_replaces_the_bundled_one() -> None:
     for suffix in ("-gateway", "-dispatcher"):
         dep = one(docs, "Deployment", suffix)
         e = env(dep)
-        assert e["EMBER_REDIS_URL"] == "rediss://redis.example.com:6380/2"
+        # The CA reaches redis-py as its ssl_ca_certs connection argument.
+        assert e["EMBER_REDIS_URL"] == (
+            "rediss://redis.example.com:6380/2?ssl_ca_certs=/var/run/ember/redis-ca/ca.crt"
+        )
         assert e["EMBER_REDIS_PASSWORD"] == {
             "secretKeyRef": {"name": "managed-redis", "key": "token"}
         }
-        assert e["EMBER_REDIS_CA_FILE"] == "/var/run/ember/redis-ca/ca.crt"
         mount = next(m for m in container(dep)["volumeMounts"] if m["name"] == "redis-ca")
         assert mount["mountPath"] == "/var/run/ember/redis-ca" and mount["readOnly"] is True
         vol = next(v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "redis-ca")
@@ -226,8 +246,21 @@ def test_an_external_redis_replaces_the_bundled_one() -> None:
     docs = render("redis.external.url=redis://redis.example.com:6379/0")
     for suffix in ("-gateway", "-dispatcher"):
         dep = one(docs, "Deployment", suffix)
-        assert "EMBER_REDIS_PASSWORD" not in env(dep) and "EMBER_REDIS_CA_FILE" not in env(dep)
+        assert env(dep)["EMBER_REDIS_URL"] == "redis://redis.example.com:6379/0"
+        assert "EMBER_REDIS_PASSWORD" not in env(dep)
         assert "redis-ca" not in {v["name"] for v in dep["spec"]["template"]["spec"]["volumes"]}
+
+
+def test_the_ca_joins_a_url_that_already_has_options() -> None:
+    docs = render(
+        "redis.external.url=rediss://r.example.com:6380/0?ssl_check_hostname=true",
+        "redis.external.caSecret=ca",
+        "redis.external.caKey=bundle.pem",
+    )
+    assert env(one(docs, "Deployment", "-gateway"))["EMBER_REDIS_URL"] == (
+        "rediss://r.example.com:6380/0?ssl_check_hostname=true"
+        "&ssl_ca_certs=/var/run/ember/redis-ca/bundle.pem"
+    )
 
 
 def test_without_a_dispatcher_nothing_of_it_renders() -> None:
@@ -253,6 +286,7 @@ def test_without_a_dispatcher_nothing_of_it_renders() -> None:
         (["dispatcher.replicas=0"], "replicas"),
         (["gateway.async.callbackHosts={http://x/}"], "callbackHosts"),
         (["redis.persistence.size=lots"], "size"),
+        (["dispatcher.async.backoff.initialSeconds=0"], "initialSeconds"),
     ],
 )
 def test_bad_async_values_are_refused_naming_the_field(sets: list[str], message: str) -> None:

@@ -109,9 +109,17 @@ Secret, or the external one's existingSecret (none: no password). */}}
 {{- else }}password{{- end }}
 {{- end }}
 
+{{/* The URL Ember's Redis clients (redis-py) use. With a CA Secret for an
+external rediss:// server, the CA file rides in the URL as redis-py's
+`ssl_ca_certs` connection argument (the URL's query string is passed to
+the connection), so every client verifies the server the same way. */}}
 {{- define "ember.redisURL" -}}
 {{- if include "ember.redisExternal" . }}
-{{- .Values.redis.external.url }}
+{{- $url := .Values.redis.external.url }}
+{{- if .Values.redis.external.caSecret }}
+{{- $url = printf "%s%sssl_ca_certs=%s/%s" $url (ternary "&" "?" (contains "?" $url)) (include "ember.redisCAMountPath" .) .Values.redis.external.caKey }}
+{{- end }}
+{{- $url }}
 {{- else }}
 {{- printf "redis://%s-redis.%s.svc:%v/0" (include "ember.fullname" .) .Release.Namespace .Values.redis.service.port }}
 {{- end }}
@@ -125,9 +133,6 @@ Secret, or the external one's existingSecret (none: no password). */}}
 {{- with (include "ember.redisSecretName" .) }}
 - name: EMBER_REDIS_PASSWORD
   valueFrom: {secretKeyRef: {name: {{ . }}, key: {{ include "ember.redisSecretKey" $ }}}}
-{{- end }}
-{{- if and (include "ember.redisExternal" .) .Values.redis.external.caSecret }}
-- {name: EMBER_REDIS_CA_FILE, value: {{ printf "%s/%s" (include "ember.redisCAMountPath" .) .Values.redis.external.caKey | quote }}}
 {{- end }}
 {{- end }}
 
