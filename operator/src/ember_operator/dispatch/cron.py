@@ -17,15 +17,18 @@ do the same with any instant they like.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
+from pydantic import ValidationError
 
-from ember_operator.api.v1alpha1 import MissedRuns
+from ember_operator.api.v1alpha1 import MissedRuns, TriggerSpec
 
 # A tick late by at most this much still fires: a restart or a failover is
 # not an outage. Older ticks are missed, and the Trigger's policy decides.
@@ -129,14 +132,30 @@ def tick_iso(tick: float) -> str:
     return datetime.fromtimestamp(tick, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def idempotency_key(namespace: str, name: str, tick: float) -> str:
+    """What makes a tick fire once, whatever fires it and however often."""
+    return f"cron/{namespace}/{name}/{tick_iso(tick)}"
+
+
+MIN_LEDGER_TTL = 7 * 86400
+
+
+def ledger_ttl(schedule: Schedule, now: float) -> int:
+    """How long a Trigger's ledger outlives its last write: a week, or
+    three intervals of a rarer schedule."""
+    nxt = schedule.next_after(now)
+    return int(max(MIN_LEDGER_TTL, 3 * (nxt - now if nxt is not None else 0)))
+
+
 @dataclass(frozen=True)
 class Plan:
-    """What to do at ``now``: the ticks to fire in order, how many ticks
-    were missed (counted up to a bound), and the new ``through``: every tick
-    at or before it is accounted for (fired or skipped)."""
+    """What to do at ``now``: the ticks to fire, in order; the ticks missed
+    (counted up to a bound) and the latest of them; and ``through``: once
+    ``fire`` has fired, every tick up to it is accounted for."""
 
     fire: tuple[float, ...]
     missed: int
+    latest_missed: float | None
     through: float
 
 
@@ -154,16 +173,61 @@ def plan(
     """The ticks in (through, now]: those late by at most ``grace`` fire;
     older ones are missed, and RunOnce fires the latest of them first."""
     cutoff = now - grace
-    missed_last = schedule.last_at_or_before(cutoff) if through < cutoff else None
+    latest = schedule.last_at_or_before(cutoff) if through < cutoff else None
+    if latest is None or latest <= through:
+        fire = tuple(schedule.ticks(through, now))
+        return Plan(fire, 0, None, fire[-1] if fire else through)
     missed = 0
-    fire: list[float] = []
-    if missed_last is not None and missed_last > through:
-        for _ in schedule.ticks(through, missed_last):
-            missed += 1
-            if missed >= MAX_COUNTED:
-                break
-        if missed_runs == MissedRuns.RUN_ONCE:
-            fire.append(missed_last)
-        through = missed_last
-    fire.extend(schedule.ticks(through, now))
-    return Plan(tuple(fire), missed, fire[-1] if fire else through)
+    for _ in schedule.ticks(through, latest):
+        missed += 1
+        if missed >= MAX_COUNTED:
+            break
+    fire = (latest,) if missed_runs == MissedRuns.RUN_ONCE else ()
+    fire += tuple(schedule.ticks(latest, now))
+    return Plan(fire, missed, latest, fire[-1] if fire else latest)
+
+
+@dataclass(frozen=True)
+class ScheduledTrigger:
+    namespace: str
+    name: str
+    function: str
+    schedule: Schedule
+    payload: Mapping[str, Any] | None = None
+    missed_runs: MissedRuns = MissedRuns.SKIP
+    uid: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.schedule.fingerprint}/{self.uid}"
+
+    def body(self) -> bytes:
+        return json.dumps(self.payload if self.payload is not None else {}).encode()
+
+
+def scheduled_trigger(obj: Mapping[str, Any]) -> ScheduledTrigger | None:
+    """A Trigger object as the scheduler sees it: None for other kinds;
+    ScheduleError for a schedule that cannot run (its status says so)."""
+    meta = obj.get("metadata") or {}
+    raw = obj.get("spec") or {}
+    if not isinstance(raw, Mapping) or raw.get("schedule") is None:
+        return None
+    try:
+        spec = TriggerSpec.model_validate(raw)
+    except ValidationError as e:
+        raise ScheduleError("spec", str(e)) from e
+    s = spec.schedule
+    assert s is not None
+    return ScheduledTrigger(
+        namespace=str(meta.get("namespace") or ""),
+        name=str(meta.get("name") or ""),
+        function=spec.function,
+        schedule=parse(s.cron, s.timezone),
+        payload=s.payload,
+        missed_runs=s.missed_runs,
+        uid=str(meta.get("uid") or ""),
+    )

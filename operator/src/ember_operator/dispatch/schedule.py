@@ -1,0 +1,298 @@
+"""The cron scheduler: each ``schedule`` Trigger fires at each tick of its
+cron expression, exactly once, with its payload as the JSON body.
+
+Firing is a submission to the async store (``Invocations.submit``) with
+the idempotency key ``cron/<namespace>/<trigger>/<tick>``: the store makes
+the key and the submission one atomic step, so every dispatcher replica
+can run a Scheduler and fire every tick, and a tick still makes one
+invocation. No lease, no leader: a replica that dies loses nothing the
+others do not fire.
+
+What survives a restart is a small *ledger* per Trigger in Redis: the
+latest tick accounted for (fired, or skipped as missed) and a fingerprint
+of the schedule it belongs to. A Scheduler that starts (or meets a new
+Trigger) reads it and fires every tick since, up to now, that is late by
+at most ``grace`` (60 s): a restart or a failover leaves no gap, and the
+keys dedupe what another replica already fired. Older ticks were missed,
+and the Trigger's ``missedRuns`` decides (``cron.plan``). A Trigger with
+no ledger (new, or a new schedule) starts from now.
+
+One task (``run``) sleeps until the next tick due over all Triggers, or
+until a Trigger is added, changed or removed; nothing polls per Trigger.
+A submission that fails (Redis down) is tried again with a backoff, and
+ticks that wait longer than the grace become missed ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+
+from ember_operator.api.v1alpha1 import MissedRuns
+from ember_operator.dispatch.cron import (
+    DEFAULT_GRACE_SECONDS,
+    MAX_COUNTED,
+    ScheduledTrigger,
+    ScheduleError,
+    idempotency_key,
+    ledger_ttl,
+    plan,
+    scheduled_trigger,
+    tick_iso,
+)
+from ember_operator.dispatch.keys import PREFIX, trigger_tag
+
+log = logging.getLogger("ember.dispatch.schedule")
+
+Key = tuple[str, str]  # (namespace, Trigger name)
+SOURCE = "schedule"
+HEADERS = {"content-type": "application/json"}
+MAX_SLEEP = 30.0  # re-read the wall clock at least this often (it may jump)
+MAX_RETRY_SECONDS = 30.0
+
+
+class Submitter(Protocol):
+    """What firing needs of the async store (``store.Invocations``)."""
+
+    async def submit(
+        self,
+        namespace: str,
+        function: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        idempotency_key: str | None = None,
+        source: str = ...,
+    ) -> tuple[str, bool]: ...
+
+
+def ledger_key(namespace: str, name: str) -> str:
+    return f"{PREFIX}:{trigger_tag(namespace, name)}:cron"
+
+
+# through only moves forward for one fingerprint; a new fingerprint (a new
+# schedule, or a Trigger recreated under the same name) starts over.
+_ADVANCE = """
+local fp = redis.call('HGET', KEYS[1], 'fp')
+local through = tonumber(redis.call('HGET', KEYS[1], 'through') or '-1')
+if fp ~= ARGV[1] or through < tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'through', ARGV[2])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+class Ledger(Protocol):
+    async def load(self, key: Key, fingerprint: str) -> float | None: ...
+    async def advance(self, key: Key, fingerprint: str, through: float, ttl: int) -> None: ...
+    async def forget(self, key: Key) -> None: ...
+
+
+class RedisLedger:
+    """The latest tick accounted for per Trigger, in the Trigger's slot."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def load(self, key: Key, fingerprint: str) -> float | None:
+        fp, through = await self.redis.hmget(ledger_key(*key), ["fp", "through"])
+        if fp is None or through is None or _text(fp) != fingerprint:
+            return None
+        return float(_text(through))
+
+    async def advance(self, key: Key, fingerprint: str, through: float, ttl: int) -> None:
+        await self.redis.eval(_ADVANCE, 1, ledger_key(*key), fingerprint, repr(through), ttl)
+
+    async def forget(self, key: Key) -> None:
+        await self.redis.delete(ledger_key(*key))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass
+class _Entry:
+    trigger: ScheduledTrigger
+    through: float | None = None  # None: the ledger is not read yet
+    retry_at: float | None = None
+    failures: int = 0
+
+    def wake_at(self, now: float) -> float | None:
+        if self.retry_at is not None:
+            return self.retry_at
+        if self.through is None:
+            return now
+        return self.trigger.schedule.next_after(self.through)
+
+
+class Scheduler:
+    """Fires the schedule Triggers it is given (``apply`` from an informer,
+    or ``set_triggers``/``upsert``/``remove``) while ``run`` runs."""
+
+    def __init__(
+        self,
+        submitter: Submitter,
+        redis: Redis | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        grace: float = DEFAULT_GRACE_SECONDS,
+        ledger: Ledger | None = None,
+    ) -> None:
+        if ledger is None:
+            if redis is None:
+                raise ValueError("a Scheduler needs redis (or a ledger)")
+            ledger = RedisLedger(redis)
+        self.submitter = submitter
+        self.ledger = ledger
+        self.clock = clock
+        self.grace = grace
+        self.entries: dict[Key, _Entry] = {}
+        self._forget: set[Key] = set()
+        self._wake = asyncio.Event()
+
+    # --- what to fire ---------------------------------------------------
+
+    def upsert(self, trigger: ScheduledTrigger) -> None:
+        entry = self.entries.get(trigger.key)
+        if entry is not None and entry.trigger.fingerprint == trigger.fingerprint:
+            entry.trigger = trigger  # a new payload, function or policy: same history
+        else:
+            self.entries[trigger.key] = _Entry(trigger)  # read the ledger again
+        self._forget.discard(trigger.key)
+        self._wake.set()
+
+    def remove(self, namespace: str, name: str) -> None:
+        if self.entries.pop((namespace, name), None) is not None:
+            self._forget.add((namespace, name))
+            self._wake.set()
+
+    def set_triggers(self, triggers: Iterable[ScheduledTrigger]) -> None:
+        wanted = {t.key: t for t in triggers}
+        for key in list(self.entries):
+            if key not in wanted:
+                self.remove(*key)
+        for t in wanted.values():
+            self.upsert(t)
+
+    def apply(self, kind: str, event: str, obj: Mapping[str, Any]) -> None:
+        """An informer's event on a Trigger (other kinds are ignored)."""
+        if kind != "Trigger":
+            return
+        meta = obj.get("metadata") or {}
+        ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        trigger = None
+        if event != "DELETED" and not meta.get("deletionTimestamp"):
+            try:
+                trigger = scheduled_trigger(obj)
+            except ScheduleError as e:
+                log.warning("schedule Trigger %s/%s not scheduled: %s", ns, name, e)
+        if trigger is None:
+            self.remove(ns, name)
+        else:
+            self.upsert(trigger)
+
+    # --- firing -----------------------------------------------------------
+
+    async def run(self) -> None:
+        """Fire ticks as they come, until cancelled."""
+        while True:
+            self._wake.clear()
+            wake_at = await self.step()
+            delay = MAX_SLEEP if wake_at is None else min(MAX_SLEEP, wake_at - self.clock())
+            if delay <= 0:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay + 0.002)
+
+    async def step(self) -> float | None:
+        """Fire every tick due now; returns when the next one is due."""
+        now = self.clock()
+        for key in list(self._forget):
+            self._forget.discard(key)
+            await self._quietly(self.ledger.forget(key), f"forget {key}")
+        due = [e for e in self.entries.values() if (e.wake_at(now) or now + 1) <= now]
+        if due:
+            await asyncio.gather(*(self._fire_due(e, now) for e in due))
+        times = [t for e in self.entries.values() if (t := e.wake_at(now)) is not None]
+        return min(times) if times else None
+
+    async def _fire_due(self, entry: _Entry, now: float) -> None:
+        t = entry.trigger
+        entry.retry_at = None
+        record = entry.through is None  # a new Trigger's ledger starts now
+        if entry.through is None:
+            try:
+                loaded = await self.ledger.load(t.key, t.fingerprint)
+            except Exception as e:  # Redis down: try again soon
+                self._failed(entry, now, f"reading its ledger: {e!r}")
+                return
+            entry.through = now if loaded is None else loaded
+            record = loaded is None
+        if self.entries.get(t.key) is not entry:
+            return  # removed or replaced meanwhile
+        before = entry.through
+        p = plan(t.schedule, before, now, missed_runs=t.missed_runs, grace=self.grace)
+        if p.latest_missed is not None:
+            log.warning(
+                "schedule Trigger %s/%s missed %s tick(s), the latest %s; missedRuns: %s",
+                t.namespace,
+                t.name,
+                f"{p.missed}+" if p.missed >= MAX_COUNTED else p.missed,
+                tick_iso(p.latest_missed),
+                t.missed_runs.value,
+            )
+            if t.missed_runs == MissedRuns.SKIP:
+                entry.through = p.latest_missed
+        for tick in p.fire:
+            try:
+                invocation, created = await self.submitter.submit(
+                    t.namespace,
+                    t.function,
+                    t.body(),
+                    HEADERS,
+                    idempotency_key=idempotency_key(t.namespace, t.name, tick),
+                    source=SOURCE,
+                )
+            except Exception as e:  # the store is down: the tick waits
+                self._failed(entry, now, f"firing {tick_iso(tick)}: {e!r}")
+                break
+            entry.through, entry.failures = tick, 0
+            log.info(
+                "schedule Trigger %s/%s tick %s: invocation %s%s",
+                t.namespace,
+                t.name,
+                tick_iso(tick),
+                invocation,
+                "" if created else " (already fired)",
+                extra={"invocation_id": invocation},
+            )
+        if record or entry.through != before:
+            ttl = ledger_ttl(t.schedule, now)
+            await self._quietly(
+                self.ledger.advance(t.key, t.fingerprint, entry.through, ttl),
+                f"record {t.namespace}/{t.name}",
+            )
+
+    def _failed(self, entry: _Entry, now: float, what: str) -> None:
+        entry.failures += 1
+        entry.retry_at = now + min(MAX_RETRY_SECONDS, 0.5 * 2 ** (entry.failures - 1))
+        t = entry.trigger
+        log.warning(
+            "schedule Trigger %s/%s: %s (try %d)", t.namespace, t.name, what, entry.failures
+        )
+
+    @staticmethod
+    async def _quietly(aw: Any, what: str) -> None:
+        try:
+            await aw
+        except Exception as e:  # the ledger is a hint; keys dedupe
+            log.warning("schedule ledger: %s failed: %r", what, e)
