@@ -65,6 +65,17 @@ class GatewaySettings:
     max_connections: int = 10_000
     max_pipelined: int = 16
     write_buffer_bytes: int = 256 * 1024
+    # The async API (``/async/...``): served when a Redis URL is set
+    # (redis:// or rediss:// for TLS; the password apart, from a Secret).
+    redis_url: str | None = None
+    redis_password: str | None = None
+    # Hosts callback URLs may name (comma list; ``*.example.com`` for names
+    # below it); empty: no callbacks. A refused one is a 400 at submission.
+    async_callback_hosts: str = ""
+    # An async request body above this is refused with 413 (it is stored).
+    async_max_body_bytes: int = 1024 * 1024
+    # How long invocation records and idempotency keys are kept.
+    async_retention_seconds: int = 24 * 3600
 
     def http_limits(self) -> HttpLimits:
         """The core's limits; clients may hold at most half the descriptors

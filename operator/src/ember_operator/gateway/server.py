@@ -25,6 +25,7 @@ from typing import Any
 
 from ember_operator.gateway.activator import Activator, NoScaler, Scaler
 from ember_operator.gateway.admin import AdminEndpoint
+from ember_operator.gateway.async_api import AsyncApi
 from ember_operator.gateway.config import GatewaySettings
 from ember_operator.gateway.feed import Feed
 from ember_operator.gateway.metrics import GatewayMetrics
@@ -52,6 +53,9 @@ class Gateway:
             settings, self.metrics, self.activator, Signer.from_file(settings.signing_secret_file)
         )
         self.feed = Feed(self.proxy)
+        self.async_api: AsyncApi | None = None
+        if settings.redis_url:
+            self.async_api = self.proxy.async_endpoint = async_api(settings, self.proxy)
         self.synced = synced
         self.conns = Connections(settings.http_limits())
         self.admin_conns = Connections(HttpLimits(max_connections=64, idle_timeout=30.0))
@@ -109,6 +113,8 @@ class Gateway:
         self.conns.stop()
         self.admin_conns.stop()
         await self.activator.stop()
+        if self.async_api is not None:
+            await self.async_api.stop()
         for server in self.servers:
             server.close()
         for conn in list(self.conns.open):
@@ -120,6 +126,21 @@ class Gateway:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.stop()
+
+
+def async_api(settings: GatewaySettings, proxy: Proxy) -> AsyncApi:
+    """The ``/async/`` API over the Redis ``settings`` name (see async_api)."""
+    from ember_operator.dispatch.connect import open_redis
+    from ember_operator.dispatch.store import Invocations
+
+    redis = open_redis(settings.redis_url or "", settings.redis_password)
+    return AsyncApi(
+        Invocations(redis, settings.async_retention_seconds),
+        lambda key: key in proxy.backends,
+        max_body=settings.async_max_body_bytes,
+        callback_hosts=settings.async_callback_hosts,
+        draining=lambda: proxy.draining,
+    )
 
 
 def _port_of(server: asyncio.AbstractServer, default: int) -> int:

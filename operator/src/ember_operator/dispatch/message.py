@@ -1,0 +1,223 @@
+"""What travels in the streams, and how it is written there.
+
+One ``Message`` is one invocation in transit: the request (body and
+headers), where it stands (``attempt``, the last ``error``) and what to do
+with its result (``callback``). Ember's own streams (a Function's async
+stream, its dead letters) hold it as plain stream fields, readable with
+``XRANGE``; the retry stream and the delayed set hold it packed in one
+JSON field, because a Lua script moves it from one to the other whole.
+
+A queue Trigger's stream is the user's, in the user's format:
+``from_queue`` reads it (a ``body`` field is the body, with its
+``content-type``; otherwise all fields become one JSON object), and a
+Trigger's dead letters are written back in that format (``body``,
+``content-type``) plus ``ember-*`` fields, so that replaying one by hand
+is an ``XADD`` of the same fields.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+Fields = Mapping[bytes, bytes]
+
+JSON_TYPE = "application/json"
+# Request headers that never travel with a stored invocation: they are the
+# gateway's or the connection's, or the dispatcher sets them itself.
+DROPPED_HEADERS = frozenset(
+    {
+        "host",
+        "connection",
+        "keep-alive",
+        "content-length",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-connection",
+        "proxy-authorization",
+        "expect",
+        "idempotency-key",
+        "x-request-id",
+    }
+)
+DEAD_LETTER_PREFIX = "ember-"
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str  # the invocation id
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+    attempt: int = 1  # the attempt this copy is for (1 = the first)
+    seq: int = 1  # which copy: each requeue makes a newer one, older ones are stale
+    first: float = 0.0  # when it was first queued (epoch seconds)
+    deadline: float | None = None  # epoch seconds; not run after it
+    callback: str | None = None
+    idempotency_key: str | None = None
+    source: str = "async"  # async | cron | queue | redrive
+    error: str = ""  # why the previous attempt failed
+    extra: tuple[tuple[str, str], ...] = field(default=())  # dead-letter facts
+
+    def requeued(self, error: str, *, counts: bool = True) -> Message:
+        """The copy that goes back to wait: the next attempt (``counts``),
+        or the same one again (back-pressure)."""
+        return replace(self, attempt=self.attempt + counts, seq=self.seq + 1, error=error)
+
+    def content_type(self) -> str:
+        for k, v in self.headers:
+            if k == "content-type":
+                return v
+        return JSON_TYPE
+
+
+def keep_header(name: str) -> bool:
+    return name not in DROPPED_HEADERS and not name.startswith("x-ember-")
+
+
+# --- Ember's stream fields ---------------------------------------------------
+
+
+def to_fields(m: Message) -> dict[str, str | bytes]:
+    out: dict[str, str | bytes] = {
+        "id": m.id,
+        "body": m.body,
+        "headers": json.dumps(m.headers, separators=(",", ":")),
+        "attempt": str(m.attempt),
+        "seq": str(m.seq),
+        "first": repr(m.first),
+        "source": m.source,
+    }
+    if m.deadline is not None:
+        out["deadline"] = repr(m.deadline)
+    if m.callback:
+        out["callback"] = m.callback
+    if m.idempotency_key:
+        out["idem"] = m.idempotency_key
+    if m.error:
+        out["error"] = m.error
+    for k, v in m.extra:
+        out[k] = v
+    return out
+
+
+def from_fields(fields: Fields) -> Message:
+    packed = fields.get(b"m")
+    if packed is not None:
+        return unpack(packed)
+
+    def text(name: bytes) -> str | None:
+        v = fields.get(name)
+        return None if v is None else v.decode("utf-8", "replace")
+
+    deadline = text(b"deadline")
+    return Message(
+        id=text(b"id") or "",
+        body=fields.get(b"body", b""),
+        headers=tuple((str(k), str(v)) for k, v in json.loads(fields.get(b"headers") or b"[]")),
+        attempt=int(text(b"attempt") or 1),
+        seq=int(text(b"seq") or 1),
+        first=float(text(b"first") or 0.0),
+        deadline=float(deadline) if deadline else None,
+        callback=text(b"callback"),
+        idempotency_key=text(b"idem"),
+        source=text(b"source") or "async",
+        error=text(b"error") or "",
+    )
+
+
+def pack(m: Message) -> str:
+    """One JSON string (the body in base64): a retry in the delayed set."""
+    d: dict[str, Any] = {
+        "id": m.id,
+        "b": base64.b64encode(m.body).decode("ascii"),
+        "h": m.headers,
+        "a": m.attempt,
+        "q": m.seq,
+        "f": m.first,
+        "s": m.source,
+    }
+    for k, v in (("d", m.deadline), ("c", m.callback), ("i", m.idempotency_key), ("e", m.error)):
+        if v:
+            d[k] = v
+    return json.dumps(d, separators=(",", ":"))
+
+
+def unpack(raw: bytes | str) -> Message:
+    d = json.loads(raw)
+    return Message(
+        id=str(d["id"]),
+        body=base64.b64decode(d["b"]),
+        headers=tuple((str(k), str(v)) for k, v in d.get("h") or ()),
+        attempt=int(d.get("a", 1)),
+        seq=int(d.get("q", 1)),
+        first=float(d.get("f", 0.0)),
+        deadline=float(d["d"]) if d.get("d") else None,
+        callback=d.get("c"),
+        idempotency_key=d.get("i"),
+        source=str(d.get("s", "async")),
+        error=str(d.get("e", "")),
+    )
+
+
+# --- a queue Trigger's stream (the user's format) ----------------------------
+
+
+def entry_time(entry_id: str) -> float:
+    """The time a stream entry was added, from its id (``<ms>-<seq>``)."""
+    try:
+        return int(entry_id.split("-", 1)[0]) / 1000.0
+    except ValueError:
+        return 0.0
+
+
+def from_queue(entry_id: str, fields: Fields, stream: str) -> Message:
+    """A user's stream entry as an invocation (its id is the entry id)."""
+
+    def text(v: bytes) -> str:
+        return v.decode("utf-8", "replace")
+
+    idem = fields.get(b"idempotency-key")
+    if b"body" in fields:
+        body = fields[b"body"]
+        ctype = text(fields.get(b"content-type") or JSON_TYPE.encode())
+    else:
+        obj = {text(k): text(v) for k, v in fields.items() if k != b"idempotency-key"}
+        body = json.dumps(obj, separators=(",", ":")).encode()
+        ctype = JSON_TYPE
+    return Message(
+        id=entry_id,
+        body=body,
+        headers=(
+            ("content-type", ctype),
+            ("x-ember-queue-stream", stream),
+            ("x-ember-queue-entry", entry_id),
+        ),
+        first=entry_time(entry_id),
+        idempotency_key=text(idem) if idem else None,
+        source="queue",
+    )
+
+
+def queue_dead_letter(m: Message, facts: Mapping[str, str]) -> dict[str, str | bytes]:
+    """A Trigger's dead letter: the queue format (so it can be replayed as
+    is) and what happened, in ``ember-*`` fields."""
+    out: dict[str, str | bytes] = {"body": m.body, "content-type": m.content_type()}
+    if m.idempotency_key:
+        out["idempotency-key"] = m.idempotency_key
+    out[DEAD_LETTER_PREFIX + "invocation-id"] = m.id
+    for k, v in facts.items():
+        out[DEAD_LETTER_PREFIX + k] = v
+    return out
+
+
+def from_queue_dead_letter(fields: Fields, stream: str) -> Message:
+    """A Trigger's dead letter back into an invocation (for redrive)."""
+    user = {k: v for k, v in fields.items() if not k.startswith(DEAD_LETTER_PREFIX.encode())}
+    inv = (fields.get(b"ember-invocation-id") or b"").decode("utf-8", "replace")
+    m = from_queue(inv, user, stream)
+    return replace(m, first=float((fields.get(b"ember-first") or b"0").decode() or 0.0))

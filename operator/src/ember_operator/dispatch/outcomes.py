@@ -1,0 +1,177 @@
+"""The state changes after a message is read: begin an attempt, and end it
+(succeeded, retry later, dead-lettered, failed), each acknowledging the
+stream entry only once the outcome is written.
+
+Order is what makes "never lost" hold: the new copy (a retry, a dead
+letter) and the record are written first, the entry is acknowledged last.
+On Ember's own streams all of it is one ``MULTI`` in the source's slot.
+A queue Trigger's stream and dead-letter stream are the user's and may
+live in other slots: there the dead letter is written first, the slot's
+transaction second, the ``XACK`` last, so a crash in between leaves the
+old entry pending; it is claimed again, and ``BEGIN`` finds it finished
+or superseded (a newer ``seq``) and only acknowledges it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from ember_operator.dispatch import scripts
+from ember_operator.dispatch.message import Message, pack, queue_dead_letter, to_fields
+from ember_operator.dispatch.sources import Lane, Source
+
+Headers = Sequence[tuple[str, str]]
+
+
+class Outcomes:
+    def __init__(
+        self, redis: Redis, consumer: str, retention_seconds: int, max_result_bytes: int
+    ) -> None:
+        self.redis = redis
+        self.consumer = consumer
+        self.ttl = str(max(1, int(retention_seconds)))
+        self.max_result = max_result_bytes
+        self._begin = redis.register_script(scripts.BEGIN)
+        self._move = redis.register_script(scripts.MOVE_DUE)
+
+    async def begin(self, source: Source, m: Message) -> str:
+        """'run', or why the copy must only be acknowledged: 'final',
+        'stale' or 'duplicate' (see ``scripts.BEGIN``)."""
+        slot = source.slot
+        ks = [slot.record(m.id)]
+        if m.idempotency_key and source.kind == "trigger":
+            ks.append(slot.done(m.idempotency_key))
+        args: list[str | int] = [m.attempt, m.seq, repr(time.time()), self.consumer, self.ttl]
+        args += [f"{source.namespace}/{source.function}", m.source, repr(m.first)]
+        got = await self._begin(keys=ks, args=args)
+        return got.decode() if isinstance(got, bytes) else str(got)
+
+    async def _commit(self, lane: Lane, entry_id: str, pipe: Pipeline) -> None:
+        if lane.owned:
+            pipe.xack(lane.stream, lane.group, entry_id)
+            pipe.xdel(lane.stream, entry_id)
+        await pipe.execute()
+        if not lane.owned:
+            await self.redis.xack(lane.stream, lane.group, entry_id)
+
+    async def ack(self, lane: Lane, entry_id: str) -> None:
+        await self._commit(lane, entry_id, self.redis.pipeline(transaction=True))
+
+    def _result(
+        self, source: Source, status: int, headers: Headers, body: bytes
+    ) -> dict[str, str | bytes]:
+        out: dict[str, str | bytes] = {"result_status": str(status)}
+        if source.kind == "function":  # queue Triggers' results have no reader
+            out["result_headers"] = json.dumps(list(headers), separators=(",", ":"))
+            out["result_body"] = body[: self.max_result]
+            out["result_truncated"] = "1" if len(body) > self.max_result else "0"
+        return out
+
+    async def succeed(
+        self,
+        source: Source,
+        lane: Lane,
+        entry_id: str,
+        m: Message,
+        status: int,
+        headers: Headers,
+        body: bytes,
+    ) -> None:
+        slot = source.slot
+        pipe = self.redis.pipeline(transaction=True)
+        record = slot.record(m.id)
+        mapping: dict[str, str | bytes] = {
+            "status": "succeeded",
+            "finished": repr(time.time()),
+            "error": "",
+        }
+        mapping.update(self._result(source, status, headers, body))
+        pipe.hset(record, mapping=mapping)  # type: ignore[arg-type]
+        pipe.hdel(record, "next")
+        pipe.expire(record, int(self.ttl))
+        if m.idempotency_key and source.kind == "trigger":
+            pipe.set(slot.done(m.idempotency_key), m.id, ex=int(self.ttl))
+        await self._commit(lane, entry_id, pipe)
+
+    async def requeue(
+        self, source: Source, lane: Lane, entry_id: str, later: Message, due: float
+    ) -> None:
+        """``later`` (a newer copy) waits in the delayed set until ``due``."""
+        slot = source.slot
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.zadd(slot.delayed, {pack(later): due})
+        record = slot.record(later.id)
+        pipe.hset(
+            record,
+            mapping={
+                "status": "queued",
+                "seq": str(later.seq),
+                "error": later.error,
+                "next": repr(due),
+            },
+        )
+        pipe.expire(record, int(self.ttl))
+        await self._commit(lane, entry_id, pipe)
+
+    async def dead_letter(
+        self,
+        source: Source,
+        lane: Lane,
+        entry_id: str,
+        m: Message,
+        reason: str,
+        answer: tuple[int, Headers, bytes] | None,
+    ) -> None:
+        now = repr(time.time())
+        facts = {
+            "error": reason,
+            "attempts": str(m.attempt),
+            "first": repr(m.first),
+            "dead-at": now,
+            "last-status": str(answer[0]) if answer else "",
+        }
+        slot = source.slot
+        pipe = self.redis.pipeline(transaction=True)
+        if source.dead_letters_owned:
+            fields = to_fields(m)
+            fields.update({k.replace("-", "_"): v for k, v in facts.items()})
+            pipe.xadd(source.dead_letters, fields)  # type: ignore[arg-type]
+        else:
+            facts |= {"trigger": source.label, "entry": entry_id}
+            await self.redis.xadd(source.dead_letters, queue_dead_letter(m, facts))  # type: ignore[arg-type]
+        record = slot.record(m.id)
+        mapping: dict[str, str | bytes] = {
+            "status": "dead-lettered",
+            "finished": now,
+            "error": reason,
+        }
+        if answer is not None:
+            mapping.update(self._result(source, *answer))
+        pipe.hset(record, mapping=mapping)  # type: ignore[arg-type]
+        pipe.hdel(record, "next")
+        pipe.expire(record, int(self.ttl))
+        await self._commit(lane, entry_id, pipe)
+
+    async def fail(
+        self, source: Source, lane: Lane, entry_id: str, m: Message, reason: str
+    ) -> None:
+        """Given up without a dead letter (its deadline passed): replaying
+        it later would be as late."""
+        pipe = self.redis.pipeline(transaction=True)
+        record = source.slot.record(m.id)
+        pipe.hset(
+            record, mapping={"status": "failed", "finished": repr(time.time()), "error": reason}
+        )
+        pipe.hdel(record, "next")
+        pipe.expire(record, int(self.ttl))
+        await self._commit(lane, entry_id, pipe)
+
+    async def move_due(self, source: Source, now: float, limit: int = 500) -> int:
+        slot = source.slot
+        got = await self._move(keys=[slot.delayed, slot.retries], args=[repr(now), limit])
+        return int(got)

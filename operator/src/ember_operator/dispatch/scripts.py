@@ -1,0 +1,61 @@
+"""The Lua scripts: the few steps that must read and write atomically.
+
+Each touches the keys of one slot only (see ``keys``), so it runs on a
+Redis Cluster as on one node. Steps that only write several keys of one
+slot use a ``MULTI`` transaction instead (``outcomes``).
+"""
+
+from __future__ import annotations
+
+# KEYS: stream, record[, idempotency key]
+# ARGV: id, ttl, now, function, source, callback, field, value, ...
+# -> {invocation id, 1 if created else 0}
+SUBMIT = """
+if #KEYS == 3 then
+  local existing = redis.call('GET', KEYS[3])
+  if existing then return {existing, 0} end
+end
+local fields = {}
+for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('XADD', KEYS[1], '*', unpack(fields))
+redis.call('HSET', KEYS[2], 'status', 'queued', 'created', ARGV[3], 'attempts', '0',
+  'seq', '1', 'function', ARGV[4], 'source', ARGV[5])
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[2], 'callback', ARGV[6]) end
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+if #KEYS == 3 then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2]) end
+return {ARGV[1], 1}
+"""
+
+# Before an attempt. KEYS: record[, done key]
+# ARGV: attempt, seq, now, consumer, ttl, function, source, first
+# -> 'run', or why not: 'final' (already finished: a copy delivered again),
+# 'stale' (a newer copy was queued), 'duplicate' (its idempotency key
+# already succeeded)
+BEGIN = """
+local st = redis.call('HMGET', KEYS[1], 'status', 'seq')
+local status = st[1]
+if status == 'succeeded' or status == 'dead-lettered' or status == 'failed' then
+  return 'final'
+end
+if #KEYS == 2 and redis.call('EXISTS', KEYS[2]) == 1 then return 'duplicate' end
+if status and tonumber(ARGV[2]) < tonumber(st[2] or '1') then return 'stale' end
+if not status then
+  redis.call('HSET', KEYS[1], 'created', ARGV[8], 'function', ARGV[6], 'source', ARGV[7],
+    'seq', ARGV[2])
+end
+redis.call('HSET', KEYS[1], 'status', 'running', 'attempts', ARGV[1], 'started', ARGV[3],
+  'consumer', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 'run'
+"""
+
+# Due retries into the retry stream. KEYS: delayed, retry stream
+# ARGV: now, max -> how many moved
+MOVE_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, m in ipairs(due) do
+  redis.call('XADD', KEYS[2], '*', 'm', m)
+  redis.call('ZREM', KEYS[1], m)
+end
+return #due
+"""

@@ -1,0 +1,231 @@
+"""The async API end to end: POST /async/... through the gateway, a real
+Redis, a dispatcher, the real runtime, and GET for the result."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ember_operator.gateway.server import Gateway
+from tests.integration.dispatch.harness import (
+    NS,
+    Dispatchers,
+    attempts_log,
+    final_status,
+    fn_object,
+    route,
+    until,
+)
+from tests.integration.runtime.runtime_harness import Runtime
+from tests.redis_harness import RedisServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+async def test_submit_is_202_and_the_result_is_readable(
+    gateway: Gateway,
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    fleet: Callable[..., Dispatchers],
+    tmp_path: Path,
+) -> None:
+    route(gateway, "jobs", runtime.port)
+    log = tmp_path / "calls.log"
+    r = await client.post(
+        f"/async/{NS}/jobs",
+        json={"do": "ok", "n": 7, "log": str(log)},
+        headers={"x-custom": "kept", "x-ember-attempt": "99"},
+    )
+    assert r.status_code == 202, r.text
+    inv = r.json()["invocationId"]
+    assert r.json()["status"] == "queued"
+    assert r.headers["x-ember-invocation-id"] == inv
+    assert r.headers["location"] == f"/async/{NS}/jobs/{inv}"
+    queued = (await client.get(f"/async/{NS}/jobs/{inv}")).json()
+    assert queued["status"] == "queued" and queued["attempts"] == 0
+
+    await fleet([fn_object("jobs")]).start()
+    done = await final_status(client, "jobs", inv)
+    assert done["status"] == "succeeded", done
+    assert done["attempts"] == 1 and done["function"] == f"{NS}/jobs"
+    result = done["result"]
+    assert result["status"] == 200 and result["bodyEncoding"] == "text"
+    assert json.loads(result["body"]) == {"ok": True, "n": 7, "echo": None}
+    assert result["headers"]["content-type"] == "application/json"
+    calls = attempts_log(log)
+    # The function saw the dispatcher's headers, not the client's forged one.
+    assert [(c["id"], c["attempt"]) for c in calls] == [(inv, "1")]
+
+
+async def test_a_repeated_idempotency_key_is_the_same_invocation(
+    gateway: Gateway,
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    fleet: Callable[..., Dispatchers],
+    tmp_path: Path,
+) -> None:
+    route(gateway, "jobs", runtime.port)
+    log = tmp_path / "calls.log"
+    body = {"do": "ok", "log": str(log)}
+    headers = {"idempotency-key": "order-42"}
+    first = await client.post(f"/async/{NS}/jobs", json=body, headers=headers)
+    again = await asyncio.gather(
+        *(client.post(f"/async/{NS}/jobs", json=body, headers=headers) for _ in range(5))
+    )
+    assert first.status_code == 202
+    inv = first.json()["invocationId"]
+    assert {r.status_code for r in again} == {200}
+    assert {r.json()["invocationId"] for r in again} == {inv}
+    other = await client.post(f"/async/{NS}/jobs", json=body, headers={"idempotency-key": "o-43"})
+    assert other.status_code == 202 and other.json()["invocationId"] != inv
+
+    await fleet([fn_object("jobs")]).start()
+    await final_status(client, "jobs", inv)
+    await final_status(client, "jobs", other.json()["invocationId"])
+    calls = attempts_log(log)
+    assert sorted(c["key"] for c in calls) == ["o-43", "order-42"]
+    late = await client.post(f"/async/{NS}/jobs", json=body, headers=headers)
+    assert late.status_code == 200 and late.json() == {"invocationId": inv, "status": "succeeded"}
+
+
+async def test_refusals_name_the_rule(
+    gateway: Gateway, client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    route(gateway, "jobs", runtime.port)
+    r = await client.post(f"/async/{NS}/nope", json={})
+    assert r.status_code == 404 and r.json()["error"] == "Gateway.NotFound"
+    r = await client.post(f"/async/{NS}/jobs", content=b"x" * (64 * 1024 + 1))
+    assert r.status_code == 413 and r.json()["error"] == "Gateway.PayloadTooLarge"
+    assert "EMBER_ASYNC_MAX_BODY_BYTES" in r.json()["message"]
+    for bad in ("not a url", "ftp://127.0.0.1/x", "http://127.0.0.1:99999/x", "/relative"):
+        r = await client.post(f"/async/{NS}/jobs", json={}, headers={"x-ember-callback-url": bad})
+        assert r.status_code == 400 and r.json()["error"] == "Gateway.BadCallbackUrl", (bad, r.text)
+    for host in (
+        "http://kubernetes.default.svc/x",
+        "http://169.254.169.254/",
+        "http://example.com/",
+    ):
+        r = await client.post(f"/async/{NS}/jobs", json={}, headers={"x-ember-callback-url": host})
+        assert r.status_code == 400, host
+        body = r.json()
+        assert body["error"] == "Gateway.CallbackNotAllowed"
+        assert (
+            "EMBER_ASYNC_CALLBACK_HOSTS" in body["message"] and "*.example.com" in body["message"]
+        )
+    r = await client.post(
+        f"/async/{NS}/jobs",
+        json={},
+        headers={"x-ember-callback-url": "https://hooks.example.com/r"},
+    )
+    assert r.status_code == 202
+    r = await client.get(f"/async/{NS}/jobs")
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    r = await client.post(f"/async/{NS}/jobs/{r.headers.get('x-request-id', 'x')}")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+    r = await client.get(f"/async/{NS}/jobs/0123456789abcdef")
+    assert r.status_code == 404 and r.json()["error"] == "Gateway.NotFound"
+    assert r.json()["request_id"] == r.headers["x-request-id"]
+
+
+async def test_the_result_reaches_the_callback_url(
+    gateway: Gateway,
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    fleet: Callable[..., Dispatchers],
+) -> None:
+    route(gateway, "jobs", runtime.port)
+    got: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    failures = 0
+
+    async def receiver(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal failures
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        body = await reader.readexactly(length)
+        if failures == 0:  # the first delivery fails: the dispatcher tries again
+            failures += 1
+            writer.write(b"HTTP/1.1 503 Busy\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        else:
+            got.put_nowait({"head": head.decode(), "body": json.loads(body)})
+            writer.write(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(receiver, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        r = await client.post(
+            f"/async/{NS}/jobs",
+            content=b"\x00\xffbinary",
+            headers={
+                "content-type": "application/octet-stream",
+                "x-ember-callback-url": f"http://127.0.0.1:{port}/done?k=1",
+            },
+        )
+        assert r.status_code == 202, r.text
+        inv = r.json()["invocationId"]
+        await fleet([fn_object("jobs")]).start()
+        delivered = await asyncio.wait_for(got.get(), 15)
+    finally:
+        server.close()
+    assert delivered["head"].startswith("POST /done?k=1 HTTP/1.1")
+    assert f"x-ember-invocation-id: {inv}" in delivered["head"].lower()
+    payload = delivered["body"]
+    assert payload["invocationId"] == inv and payload["status"] == "succeeded"
+    assert payload["result"]["status"] == 200
+    assert json.loads(payload["result"]["body"])["ok"] is True
+    assert failures == 1
+
+
+async def test_a_binary_result_is_base64(
+    gateway: Gateway,
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    fleet: Callable[..., Dispatchers],
+    redis: RedisServer,
+) -> None:
+    route(gateway, "jobs", runtime.port)
+    r = await client.post(f"/async/{NS}/jobs", json={"do": "bad"})
+    inv = r.json()["invocationId"]
+    await fleet([fn_object("jobs")]).start()
+    done = await final_status(client, "jobs", inv)
+    assert done["status"] == "dead-lettered" and done["attempts"] == 1
+    assert done["result"]["status"] == 422
+    assert "not retried" in done["error"]
+    assert base64.b64decode(base64.b64encode(done["result"]["body"].encode()))
+
+
+async def test_redis_down_is_a_quick_503(
+    gateway: Gateway, client: httpx.AsyncClient, runtime: Runtime, redis: RedisServer
+) -> None:
+    route(gateway, "jobs", runtime.port)
+    redis.stop()
+    loop = asyncio.get_running_loop()
+    for call in (
+        client.post(f"/async/{NS}/jobs", json={}),
+        client.get(f"/async/{NS}/jobs/0123456789abcdef"),
+    ):
+        started = loop.time()
+        r = await call
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "Gateway.QueueUnavailable"
+        assert r.headers["retry-after"] == "1"
+        assert loop.time() - started < 4.0  # bounded by the API's Redis timeout
+    redis.start()
+    r = await until(
+        "the API recovers with Redis",
+        lambda: client.post(f"/async/{NS}/jobs", json={}),
+        within=10,
+    )
+    assert r.status_code in (202, 503)
