@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ember_operator.gateway.endpoints import Backend, Pod
-from ember_operator.gateway.upstream import probe_ready, warm
+from ember_operator.gateway.upstream import UpstreamConn, connect
 from ember_operator.kube.client import MERGE_PATCH, ApiError, Kube
 from ember_operator.kube.resources import path
 from ember_operator.render.names import deployment_name
@@ -38,6 +38,8 @@ from ember_runtime import logs, pod
 
 READY_PATH = pod.READY_PATH.encode()
 RESCALE_SECONDS = 1.0  # while nothing is usable, check the scale again this often
+PROBE_SECONDS = 1.0
+_PROBE = b"GET %s HTTP/1.1\r\nhost: ember-gateway\r\nconnection: close\r\n\r\n"
 
 
 class Scaler(Protocol):
@@ -79,11 +81,11 @@ class KubeScaler:
 
 class Activator:
     def __init__(
-        self, scaler: Scaler, probe_interval: float = 0.025, max_body: int = 1 << 20
+        self, scaler: Scaler, probe_interval: float = 0.025, buffer_limit: int = 64 * 1024
     ) -> None:
         self.scaler = scaler
         self.probe_interval = probe_interval
-        self.max_body = max_body  # of an answer, for the connections it warms
+        self.buffer_limit = buffer_limit  # for the connections it warms (upstream.UpstreamConn)
         self.on_usable: Callable[[Backend], None] = lambda backend: None
         # For benchmarks and tests: called with (backend, pod, time.perf_counter())
         # when a probe makes a pod usable.
@@ -160,7 +162,7 @@ class Activator:
 
     async def _open(self, p: Pod, n: int) -> None:
         try:
-            conns = await warm(p.addr[0], p.addr[1], self.max_body, n)
+            conns = await warm(p.addr[0], p.addr[1], self.buffer_limit, n)
         finally:
             p.warming -= n
         now = asyncio.get_running_loop().time()
@@ -176,3 +178,29 @@ class Activator:
             task.cancel()
         for task in list(self.tasks.values()):
             task.cancel()
+
+
+async def probe_ready(host: str, port: int, path: bytes) -> int:
+    """The status of ``GET path`` on a fresh connection, 0 if none came."""
+    try:
+        async with asyncio.timeout(PROBE_SECONDS):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(_PROBE % path)
+                line = await reader.readline()
+            finally:
+                writer.close()
+    except (OSError, TimeoutError):
+        return 0
+    parts = line.split(b" ", 2)
+    return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
+
+
+async def warm(host: str, port: int, buffer_limit: int, n: int) -> list[UpstreamConn]:
+    """Open up to ``n`` connections at once (fewer if some fail), ready to be
+    pooled: a starting pod already listens, so its connections can be made
+    while it is probed, leaving only the writes for the moment it is ready."""
+    results = await asyncio.gather(
+        *(connect(host, port, buffer_limit) for _ in range(n)), return_exceptions=True
+    )
+    return [c for c in results if isinstance(c, UpstreamConn)]

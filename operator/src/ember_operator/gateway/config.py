@@ -43,8 +43,10 @@ class GatewaySettings:
     probe_interval_seconds: float = 0.025
     # The install secret for call signing (a file); None: calls are not signed.
     signing_secret_file: str | None = None
-    # A function answer larger than this is a 502 (answers are buffered).
-    max_response_bytes: int = 32 * 1024 * 1024
+    # Bodies up to this many bytes, both ways, are passed on whole (one
+    # write; a request this small can be sent again to another pod); a
+    # longer or chunked body streams through without being held.
+    stream_threshold_bytes: int = 64 * 1024
     # Idle pooled connections to pods are closed after this (below the runtime's 75 s).
     upstream_idle_seconds: float = 30.0
     # On SIGTERM: keep serving (answers close their connections) this long
@@ -81,7 +83,9 @@ class GatewaySettings:
         """The core's limits; clients may hold at most half the descriptors
         left, since each call they make takes an upstream connection too."""
         budget = connection_budget(RESERVED_FDS, share=0.5)
-        return HttpLimits.from_settings(self, connection_budget=budget)
+        return HttpLimits.from_settings(
+            self, connection_budget=budget, stream_threshold=self.stream_threshold_bytes
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> GatewaySettings:
@@ -117,6 +121,7 @@ class GatewaySettings:
                 (settings.activation_timeout_seconds > 0, "activation timeout must be positive"),
                 (settings.probe_interval_seconds > 0, "probe interval must be positive"),
                 (settings.max_connections >= 1, "EMBER_MAX_CONNECTIONS must be >= 1"),
+                (settings.stream_threshold_bytes >= 1, "EMBER_STREAM_THRESHOLD_BYTES must be >= 1"),
             )
             if not ok
         ]

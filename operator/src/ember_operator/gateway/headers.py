@@ -2,8 +2,10 @@
 response head it writes back, as bytes, in one pass over the headers.
 
 Hop-by-hop headers (RFC 9110 §7.6.1, and any a ``Connection`` header names)
-describe one connection and stop here. Framing is re-done on each side
-(bodies are whole, so ``content-length`` is always right). The pod learns
+describe one connection and stop here. Framing is re-done on each side: a
+whole body gets its ``content-length``; a streamed one keeps the length
+its sender declared, or goes chunked (``CHUNKED``), or, to an HTTP/1.0
+caller, ends with the connection (``UNTIL_CLOSE``). The pod learns
 who called through ``X-Forwarded-For/Proto/Host``; ``traceparent`` is kept
 when well-formed, else a trace is started here; ``x-request-id`` is always
 the gateway's request id, so the gateway's and the runtime's log lines of
@@ -38,6 +40,9 @@ _REQUEST_DROP = HOP_BY_HOP | {
 }
 _RESPONSE_DROP = HOP_BY_HOP | {b"content-length"}
 _HEX = frozenset(b"0123456789abcdef")
+# Body lengths that are not lengths: how a streamed body of unknown length is framed.
+CHUNKED = -1
+UNTIL_CLOSE = -2
 
 
 def valid_traceparent(value: bytes) -> bool:
@@ -114,7 +119,10 @@ def request_head(
         parts.append(b"host: ember-gateway\r\n")
     if not trace:
         parts += (b"traceparent: ", new_traceparent(), b"\r\n")
-    parts += (b"x-request-id: ", request_id, b"\r\ncontent-length: %d\r\n" % body_len)
+    if body_len >= 0:
+        parts += (b"x-request-id: ", request_id, b"\r\ncontent-length: %d\r\n" % body_len)
+    else:
+        parts += (b"x-request-id: ", request_id, b"\r\ntransfer-encoding: chunked\r\n")
     if signature:
         parts += (b"x-ember-signature: ", signature, b"\r\n")
     parts.append(b"\r\n")
@@ -173,6 +181,8 @@ def response_head(
     if status != 204 and status != 304 and not (100 <= status < 200):
         if head_only and length:  # a HEAD answer states the GET's length
             parts += (b"content-length: ", length, b"\r\n")
-        else:
+        elif body_len >= 0:
             parts.append(b"content-length: %d\r\n" % body_len)
+        elif body_len == CHUNKED:
+            parts.append(b"transfer-encoding: chunked\r\n")
     return b"".join(parts)

@@ -21,17 +21,19 @@ from ember_operator.gateway.activator import Activator
 from ember_operator.gateway.call import Call
 from ember_operator.gateway.config import GatewaySettings
 from ember_operator.gateway.endpoints import Backend, Pod, backend_stats
-from ember_operator.gateway.headers import request_head
+from ember_operator.gateway.headers import CHUNKED, request_head
 from ember_operator.gateway.metrics import GatewayMetrics
+from ember_operator.gateway.relay import BodyRelay
 from ember_operator.gateway.routes import RouteTable
 from ember_operator.gateway.signer import Signer
-from ember_operator.gateway.sweep import close_stale, expire_held, time_out
+from ember_operator.gateway.sweep import sweep
 from ember_operator.gateway.upstream import connect
 from ember_runtime import logs
 from ember_runtime.errors import CallFault
 from ember_runtime.http.endpoint import Headers
 from ember_runtime.http.protocol import HttpConn
 from ember_runtime.http.reply import fault_reply
+from ember_runtime.http.streaming import StreamedBody, gather
 
 SWEEP_SECONDS = 0.05
 MAX_ATTEMPTS = 3  # connection attempts per call before it is held for a new pod
@@ -61,7 +63,8 @@ class Proxy:
         self._timer: asyncio.TimerHandle | None = None
         self.margin = settings.timeout_margin_seconds
         self.hold_timeout = settings.activation_timeout_seconds
-        self.max_body = settings.max_response_bytes
+        self.buffer_limit = settings.stream_threshold_bytes
+        self.stall_seconds = settings.body_timeout_seconds
         # Serves ``/async/...`` (the async invocation API) when set; an
         # Endpoint of the HTTP core, like this proxy.
         self.async_endpoint: Any = None
@@ -76,11 +79,17 @@ class Proxy:
         path: bytes,
         query: bytes,
         headers: Headers,
-        body: bytes,
+        body: bytes | StreamedBody,
         request_id: str,
     ) -> None:
         if path.startswith(b"/async/") and self.async_endpoint is not None:
-            return self.async_endpoint.handle(conn, method, path, query, headers, body, request_id)
+
+            def to_async(data: bytes) -> None:
+                self.async_endpoint.handle(conn, method, path, query, headers, data, request_id)
+
+            if isinstance(body, StreamedBody):  # the async API stores whole bodies
+                return gather(conn, body, self.settings.max_body_bytes, to_async, request_id)
+            return to_async(body)
         match = self.table.lookup(path)
         if match is None:
             return self._refuse(
@@ -108,8 +117,13 @@ class Proxy:
         t = conn.transport
         peer = t.get_extra_info("peername") if t is not None else None
         client_ip = peer[0].encode() if peer else b"unknown"
-        head = request_head(method, target, headers, rid, client_ip, len(body), signature)
-        call = Call(self, conn, backend, head + body if body else head, request_id)
+        length = len(body) if isinstance(body, bytes) else max(body.length, CHUNKED)
+        head = request_head(method, target, headers, rid, client_ip, length, signature)
+        call = Call(
+            self, conn, backend, head + body if isinstance(body, bytes) else head, request_id
+        )
+        if isinstance(body, StreamedBody):
+            call.relay = BodyRelay(call, body, self.settings.write_buffer_bytes)
         call.head_only = method == b"HEAD"
         backend.requests_total += 1
         if not backend.held:
@@ -145,22 +159,20 @@ class Proxy:
         while idle:
             conn = idle.pop()
             if conn.alive:
-                call.upstream = conn
-                conn.send(call, call.head, call.head_only)
+                call.start_on(conn)
                 return
         self.loop.create_task(self._connect_and_send(call, pod))
 
     async def _connect_and_send(self, call: Call, pod: Pod) -> None:
         try:
-            conn = await connect(pod.addr[0], pod.addr[1], self.max_body)
+            conn = await connect(pod.addr[0], pod.addr[1], self.buffer_limit)
         except (OSError, TimeoutError) as e:
             self.free_and_retry(call, pod, f"{e!r}")
             return
         if call.finished or call.pod is not pod:  # timed out meanwhile
             conn.close()
             return
-        call.upstream = conn
-        conn.send(call, call.head, call.head_only)
+        call.start_on(conn)
 
     def free_and_retry(self, call: Call, pod: Pod, why: str) -> None:
         call.free()
@@ -268,18 +280,8 @@ class Proxy:
             self._timer = None
 
     def _sweep(self) -> None:
-        now = self.clock = self.loop.time()
-        self.held_bytes -= expire_held(
-            self.backends.values(), time.perf_counter(), self.hold_timeout
-        )
-        for backend in self.backends.values():
-            if close_stale(backend, now, self.settings.upstream_idle_seconds) or (
-                backend.held and backend.usable
-            ):
-                self.release(backend)
-        for call in [c for c in self.inflight if c.deadline <= now]:
-            time_out(call)
-            self.release(call.backend)
+        self.clock = self.loop.time()
+        sweep(self)
         self._timer = self.loop.call_later(SWEEP_SECONDS, self._sweep)
 
     def remove_backend(self, key: tuple[str, str]) -> None:

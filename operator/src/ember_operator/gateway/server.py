@@ -47,7 +47,7 @@ class Gateway:
         self.settings = settings
         self.metrics = GatewayMetrics()
         self.activator = Activator(
-            scaler or NoScaler(), settings.probe_interval_seconds, settings.max_response_bytes
+            scaler or NoScaler(), settings.probe_interval_seconds, settings.stream_threshold_bytes
         )
         self.proxy = Proxy(
             settings, self.metrics, self.activator, Signer.from_file(settings.signing_secret_file)

@@ -9,7 +9,9 @@ do not notice.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
+from typing import Any
 
 from ember_operator.gateway import faults
 from ember_operator.gateway.call import Call
@@ -40,7 +42,12 @@ def expire_held(backends: Iterable[Backend], wall: float, hold_timeout: float) -
 
 def time_out(call: Call) -> None:
     """The Function did not answer in time: 504, and its connection is
-    dropped (it still carries the call; nothing else may use it)."""
+    dropped (it still carries the call; nothing else may use it). An answer
+    that began and then stalled is cut off (its caller sees it end short)."""
+    if call.responding:
+        stall = call.proxy.stall_seconds
+        call.abort(f"Function {call.backend.name}'s answer stalled for {stall:g}s")
+        return
     timeout = call.backend.timeout_seconds
     call.free()
     conn, call.upstream = call.upstream, None
@@ -68,3 +75,18 @@ def close_stale(backend: Backend, now: float, idle_seconds: float) -> bool:
     if backed_off:
         backend.refresh()
     return backed_off
+
+
+def sweep(proxy: Any) -> None:
+    """One pass (``proxy.Proxy``, its ``clock`` just advanced)."""
+    now = proxy.clock
+    backends = proxy.backends.values()
+    proxy.held_bytes -= expire_held(backends, time.perf_counter(), proxy.hold_timeout)
+    for backend in backends:
+        if close_stale(backend, now, proxy.settings.upstream_idle_seconds) or (
+            backend.held and backend.usable
+        ):
+            proxy.release(backend)
+    for call in [c for c in proxy.inflight if c.deadline <= now]:
+        time_out(call)
+        proxy.release(call.backend)

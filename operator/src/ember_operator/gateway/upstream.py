@@ -2,6 +2,14 @@
 protocol around httptools' response parser (the same parser family as the
 HTTP core), one request at a time per connection.
 
+Answers up to ``buffer_limit`` bytes are collected and handed over whole
+(``Waiter.answered``: one write to the caller, and a 429 can be looked at
+before it is passed on); a longer one, or one whose length is unknown past
+that, streams (``response_start``, ``response_data``, ``response_end``),
+and the caller's reading paces the pod's writing (``pause_reading``). A
+streamed request body goes out through ``write`` after the head; the
+connection is reused only once both the request and the answer ended.
+
 Why not aiohttp or httpx: a proxy built on either reached about 0.17x the
 requests/s of calling the runtime directly on this machine; a plain
 protocol reached 0.63-0.75x. The pool is per pod (``endpoints.Pod.idle``):
@@ -33,7 +41,7 @@ import httptools
 
 
 class Waiter(Protocol):
-    """What an upstream connection reports to (``proxy.Call``)."""
+    """What an upstream connection reports to (``call.Call``)."""
 
     def answered(
         self, conn: UpstreamConn, status: int, headers: list[tuple[bytes, bytes]], body: bytes
@@ -41,28 +49,38 @@ class Waiter(Protocol):
 
     def failed(self, conn: UpstreamConn, sent: bool, why: str) -> None: ...
 
+    def response_start(
+        self, conn: UpstreamConn, status: int, headers: list[tuple[bytes, bytes]], length: int
+    ) -> None: ...
 
-class ResponseTooLarge(Exception):
-    pass
+    def response_data(self, data: bytes) -> None: ...
+
+    def response_end(self, conn: UpstreamConn) -> None: ...
+
+    def upstream_paused(self, paused: bool) -> None:
+        """The pod is not reading what we write (or reads again)."""
 
 
 class UpstreamConn(asyncio.Protocol):
     __slots__ = (
         "body",
         "body_size",
+        "buffer_limit",
         "got_bytes",
         "head_only",
         "headers",
         "keep_alive",
         "last_used",
-        "max_body",
+        "length",
         "parser",
+        "request_done",
+        "streaming",
         "transport",
         "waiter",
     )
 
-    def __init__(self, max_body: int) -> None:
-        self.max_body = max_body
+    def __init__(self, buffer_limit: int) -> None:
+        self.buffer_limit = buffer_limit
         self.transport: asyncio.Transport | None = None
         self.parser: Any = httptools.HttpResponseParser(self)
         self.waiter: Waiter | None = None
@@ -73,6 +91,9 @@ class UpstreamConn(asyncio.Protocol):
         self.head_only = False
         self.keep_alive = True
         self.last_used = 0.0
+        self.length = -1  # the answer's content-length, -1 when it has none
+        self.streaming = False
+        self.request_done = True
 
     # --- use --------------------------------------------------------------
 
@@ -81,19 +102,32 @@ class UpstreamConn(asyncio.Protocol):
         t = self.transport
         return t is not None and not t.is_closing() and self.keep_alive
 
-    def send(self, waiter: Waiter, data: bytes, head_only: bool) -> None:
+    def send(self, waiter: Waiter, data: bytes, head_only: bool, request_done: bool = True) -> None:
+        """Write a request (``request_done``: all of it; else its body
+        follows through ``write`` and ``end_request``)."""
         self.waiter = waiter
         self.head_only = head_only
+        self.request_done = request_done
         self.got_bytes = False
         self.headers = []
         self.body = []
         self.body_size = 0
+        self.length = -1
+        self.streaming = False
         t = self.transport
         if t is None or t.is_closing():
             self.waiter = None
             waiter.failed(self, False, "connection closed before the request was sent")
             return
         t.write(data)
+
+    def write(self, data: bytes) -> None:
+        t = self.transport
+        if t is not None and not t.is_closing():
+            t.write(data)
+
+    def end_request(self) -> None:
+        self.request_done = True
 
     def close(self) -> None:
         if self.transport is not None:
@@ -108,12 +142,26 @@ class UpstreamConn(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
 
+    def pause_writing(self) -> None:
+        if self.waiter is not None:
+            self.waiter.upstream_paused(True)
+
+    def resume_writing(self) -> None:
+        if self.waiter is not None:
+            self.waiter.upstream_paused(False)
+
+    def pause_reading(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
         try:
             self.parser.feed_data(data)
-        except ResponseTooLarge:
-            self._fail(True, f"the answer exceeds {self.max_body} bytes")
         except httptools.HttpParserError as e:
             self._fail(True, f"malformed answer from the pod: {e}")
 
@@ -157,6 +205,8 @@ class UpstreamConn(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
+        if len(name) == 14 and name.lower() == b"content-length" and value.isdigit():
+            self.length = int(value)
 
     def on_headers_complete(self) -> None:
         # httptools cannot be told an answer is to a HEAD (no body follows
@@ -164,18 +214,43 @@ class UpstreamConn(asyncio.Protocol):
         if self.head_only:
             self.keep_alive = False
             self._complete()
+        elif self.length > self.buffer_limit:
+            self._stream()
 
     def on_body(self, body: bytes) -> None:
+        if self.streaming:
+            if self.waiter is not None:
+                self.waiter.response_data(body)
+            return
         self.body_size += len(body)
-        if self.body_size > self.max_body:
-            raise ResponseTooLarge
         self.body.append(body)
+        if self.body_size > self.buffer_limit:
+            self._stream()
 
     def on_message_complete(self) -> None:
-        if self.waiter is None:
+        waiter = self.waiter
+        if waiter is None:
             return
-        self.keep_alive = self.parser.should_keep_alive()
+        self.keep_alive = self.parser.should_keep_alive() and self.request_done
+        if self.streaming:
+            self.waiter = None
+            if not self.keep_alive and self.transport is not None:
+                self.transport.close()
+            waiter.response_end(self)
+            return
         self._complete()
+
+    def _stream(self) -> None:
+        """Too long to hold: pass the head, and what came, on now."""
+        waiter = self.waiter
+        if waiter is None:
+            return
+        self.streaming = True
+        status = self.parser.get_status_code()
+        waiter.response_start(self, status, self.headers, self.length)
+        if self.body:
+            body, self.body = b"".join(self.body), []
+            waiter.response_data(body)
 
     def _complete(self) -> None:
         waiter, self.waiter = self.waiter, None
@@ -184,6 +259,8 @@ class UpstreamConn(asyncio.Protocol):
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         self.body = []
         status = self.parser.get_status_code()
+        if not self.request_done:  # answered before the request ended: not reusable
+            self.keep_alive = False
         if not self.keep_alive and self.transport is not None:
             self.transport.close()
         waiter.answered(self, status, self.headers, body)
@@ -194,38 +271,10 @@ _RESETS = (errno.ECONNRESET, errno.EPIPE)
 # reset (a round trip, and the pod's kernel; never its runtime).
 RESET_WAIT_SECONDS = 0.05
 CONNECT_SECONDS = 3.0
-PROBE_SECONDS = 1.0
-_PROBE = b"GET %s HTTP/1.1\r\nhost: ember-gateway\r\nconnection: close\r\n\r\n"
 
 
-async def connect(host: str, port: int, max_body: int) -> UpstreamConn:
+async def connect(host: str, port: int, buffer_limit: int) -> UpstreamConn:
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(CONNECT_SECONDS):
-        _t, conn = await loop.create_connection(lambda: UpstreamConn(max_body), host, port)
+        _t, conn = await loop.create_connection(lambda: UpstreamConn(buffer_limit), host, port)
     return conn
-
-
-async def probe_ready(host: str, port: int, path: bytes) -> int:
-    """The status of ``GET path`` on a fresh connection, 0 if none came."""
-    try:
-        async with asyncio.timeout(PROBE_SECONDS):
-            reader, writer = await asyncio.open_connection(host, port)
-            try:
-                writer.write(_PROBE % path)
-                line = await reader.readline()
-            finally:
-                writer.close()
-    except (OSError, TimeoutError):
-        return 0
-    parts = line.split(b" ", 2)
-    return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
-
-
-async def warm(host: str, port: int, max_body: int, n: int) -> list[UpstreamConn]:
-    """Open up to ``n`` connections at once (fewer if some fail), ready to be
-    pooled: a starting pod already listens, so its connections can be made
-    while it is probed, leaving only the writes for the moment it is ready."""
-    results = await asyncio.gather(
-        *(connect(host, port, max_body) for _ in range(n)), return_exceptions=True
-    )
-    return [c for c in results if isinstance(c, UpstreamConn)]

@@ -25,6 +25,7 @@ class HttpLimits:
         "max_connections",
         "max_header_bytes",
         "max_pipelined",
+        "stream_threshold",
         "write_buffer_bytes",
     )
 
@@ -39,6 +40,7 @@ class HttpLimits:
         max_connections: int = 1000,
         max_pipelined: int = 16,
         write_buffer_bytes: int = 256 * 1024,
+        stream_threshold: int = 0,
     ) -> None:
         #: Request line plus headers (and chunked trailers); 431 above.
         self.max_header_bytes = max_header_bytes
@@ -57,9 +59,14 @@ class HttpLimits:
         self.max_pipelined = max_pipelined
         #: Unsent answer bytes before a connection stops reading and answering.
         self.write_buffer_bytes = write_buffer_bytes
+        #: A request body that is chunked or longer than this is handed out
+        #: while it arrives (``streaming.StreamedBody``); 0: bodies are whole.
+        self.stream_threshold = stream_threshold
 
     @classmethod
-    def from_settings(cls, settings: HttpSettings, *, connection_budget: int) -> HttpLimits:
+    def from_settings(
+        cls, settings: HttpSettings, *, connection_budget: int, stream_threshold: int = 0
+    ) -> HttpLimits:
         """The limits a server's settings ask for (the runtime and the
         gateway name them alike), the connection cap kept within
         ``connection_budget`` (see ``connection_budget``)."""
@@ -72,6 +79,7 @@ class HttpLimits:
             max_connections=max(1, min(settings.max_connections, connection_budget)),
             max_pipelined=settings.max_pipelined,
             write_buffer_bytes=settings.write_buffer_bytes,
+            stream_threshold=stream_threshold,
         )
 
     @property

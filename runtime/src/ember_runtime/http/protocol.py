@@ -35,30 +35,22 @@ import httptools
 
 from ember_runtime.errors import (
     BAD_REQUEST,
-    HEADERS_TOO_LARGE,
     METHOD_NOT_ALLOWED,
     PAYLOAD_TOO_LARGE,
-    REQUEST_TIMEOUT,
-    CallFault,
 )
-from ember_runtime.http.answering import Answering
-from ember_runtime.http.endpoint import Endpoint, Registry, new_request_id
+from ember_runtime.http.endpoint import Endpoint, Registry
+from ember_runtime.http.refusing import BODY, HEAD, IDLE, Refusing, _Discard, _Reject
 from ember_runtime.http.reply import Reply, fault_reply
+from ember_runtime.http.streaming import StreamedBody
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
-# What a connection is waiting for, for the timeout sweep.
-IDLE, HEAD, BODY = 0, 1, 2
 
-
-class _Reject(Exception):
-    """Raised from a parser callback; ``HttpConn.reject`` says how to answer."""
-
-
-class HttpConn(Answering, asyncio.Protocol):
+class HttpConn(Refusing, asyncio.Protocol):
     __slots__ = (
         "body",
         "body_size",
+        "chunked",
         "clock",
         "content_length",
         "head_seen",
@@ -69,7 +61,6 @@ class HttpConn(Answering, asyncio.Protocol):
         "limits",
         "parser",
         "phase",
-        "request_id",
         "since",
         "upgrade",
         "url",
@@ -88,12 +79,17 @@ class HttpConn(Answering, asyncio.Protocol):
         self.busy = False  # one request is with the endpoint; answers go in order
         self.head_only = False  # ... and it is a HEAD
         self.keep_alive = True  # ... and its connection may be kept
+        self.lingering = False  # half-closed after a refusal, draining what the client sends
         self.reject: Reply | None = None  # the answer once everything before it is sent
         self.discarding = False  # nothing more is parsed (after a reject or an upgrade)
         self.eof = False
         self.read_paused = False
         self.write_paused = False
         self.pumping = False
+        self.stream: StreamedBody | None = None  # the body being read, when streamed
+        self.answering_stream: StreamedBody | None = None  # ... of the request being answered
+        self.producer: Any = None  # what feeds a streamed answer (paused with writing)
+        self.http11 = True
         self.phase = IDLE
         self.since = self.clock.now
         self._reset()
@@ -108,6 +104,7 @@ class HttpConn(Answering, asyncio.Protocol):
         self.host_count = 0
         self.in_body = False
         self.content_length = -1
+        self.chunked = False
         self.request_id = ""
         self.want_continue = False
         self.upgrade = False
@@ -133,6 +130,12 @@ class HttpConn(Answering, asyncio.Protocol):
         self.parser = None
         self.pipeline.clear()
         self.body = []
+        if self.stream is not None:
+            self.stream.fail(None, "the client closed the connection")
+        if self.answering_stream is not None:
+            self.answering_stream.fail(None, "the client closed the connection")
+        if self.producer is not None:
+            self.producer.client_gone()
 
     def data_received(self, data: bytes) -> None:
         if self.discarding or self.parser is None:
@@ -151,7 +154,14 @@ class HttpConn(Answering, asyncio.Protocol):
             # normally); what follows it is not HTTP we speak.
             self.discarding = True
             self._pump()
-        except (httptools.HttpParserError, _Reject):
+        except (httptools.HttpParserError, _Reject) as e:
+            stream = self.stream
+            if stream is not None:
+                # The request was handed out already: its endpoint answers.
+                self.discarding = True
+                if not isinstance(e.__context__, _Discard):
+                    stream.fail(BAD_REQUEST, "malformed request body")
+                return
             if self.reject is None:
                 self.reject = fault_reply(BAD_REQUEST, "malformed HTTP request", self._rid())
             self.discarding = True
@@ -179,9 +189,13 @@ class HttpConn(Answering, asyncio.Protocol):
         self.write_paused = True
         self.since = self.clock.now
         self._pause_reading()
+        if self.producer is not None:
+            self.producer.pause_producing()
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        if self.producer is not None:
+            self.producer.resume_producing()
         self._pump()
 
     # --- httptools callbacks -------------------------------------------
@@ -220,6 +234,8 @@ class HttpConn(Answering, asyncio.Protocol):
             self.want_continue = value.lower() == b"100-continue"
         elif n == 7 and name.lower() == b"upgrade":
             self.upgrade = True
+        elif n == 17 and name.lower() == b"transfer-encoding":
+            self.chunked = b"chunked" in value.lower()
 
     def on_headers_complete(self) -> None:
         self.in_body = True
@@ -242,23 +258,51 @@ class HttpConn(Answering, asyncio.Protocol):
             self._too_large_body()
         if self.want_continue and not self.busy and not self.pipeline and self.transport:
             self.transport.write(_CONTINUE)
+        threshold = self.limits.stream_threshold
+        if threshold and (self.chunked or self.content_length > threshold):
+            # Handed out now; the body follows through ``self.stream``.
+            sb = self.stream = StreamedBody(self, -1 if self.chunked else self.content_length)
+            keep_alive = parser.should_keep_alive() and not self.upgrade
+            version = parser.get_http_version()
+            self._enqueue((parser.get_method(), self.url, self.headers, sb, keep_alive,
+                           self._rid(), version != "1.0"))  # fmt: skip
 
     def on_body(self, body: bytes) -> None:
         self.body_size += len(body)
+        stream = self.stream
+        if stream is not None:
+            self.since = self.clock.now  # a streamed body times out when it stalls
+            if self.body_size > self.limits.max_body_bytes:
+                limit = self.limits.max_body_bytes
+                stream.fail(PAYLOAD_TOO_LARGE, f"request body exceeds {limit} bytes")
+                raise _Discard
+            stream.feed(body)
+            return
         if self.body_size > self.limits.max_body_bytes:
             self._too_large_body()
         self.body.append(body)
 
     def on_message_complete(self) -> None:
         parser = self.parser
-        body = b"".join(self.body) if len(self.body) != 1 else self.body[0]
-        keep_alive = parser.should_keep_alive() and not (self.upgrade and parser.should_upgrade())
-        item = (parser.get_method(), self.url, self.headers, body, keep_alive, self._rid())
-        self.body = []
         self.in_body = False
         self.head_seen = 0
         self.phase = IDLE
         self.since = self.clock.now
+        stream = self.stream
+        if stream is not None:  # handed out at its head already
+            self.stream = None
+            stream.finish()
+            return
+        body = b"".join(self.body) if len(self.body) != 1 else self.body[0]
+        keep_alive = parser.should_keep_alive() and not (self.upgrade and parser.should_upgrade())
+        # Only a streamed answer needs to know (chunked framing is HTTP/1.1).
+        http11 = parser.get_http_version() != "1.0" if self.limits.stream_threshold else True
+        self.body = []
+        self._enqueue((parser.get_method(), self.url, self.headers, body, keep_alive,
+                       self._rid(), http11))  # fmt: skip
+
+    def _enqueue(self, item: tuple[Any, ...]) -> None:
+        body = item[3]
         if not self.busy and not self.pipeline and not self.write_paused and not self.pumping:
             self.pipeline_bytes += len(body)
             self._dispatch(item)  # the common case: nothing ahead of it
@@ -272,47 +316,4 @@ class HttpConn(Answering, asyncio.Protocol):
             ):
                 self._pause_reading()
             return
-        self._pump()
-
-    # --- refusing --------------------------------------------------------
-
-    def _rid(self) -> str:
-        if not self.request_id:
-            self.request_id = new_request_id()
-        return self.request_id
-
-    def _refuse(self, fault: CallFault, message: str) -> None:
-        self.reject = fault_reply(fault, message, self._rid())
-        raise _Reject
-
-    def _too_large_head(self) -> None:
-        self._refuse(
-            HEADERS_TOO_LARGE,
-            f"request line and headers exceed {self.limits.max_header_bytes} bytes",
-        )
-
-    def _too_large_body(self) -> None:
-        self._refuse(PAYLOAD_TOO_LARGE, f"request body exceeds {self.limits.max_body_bytes} bytes")
-
-    def timed_out(self, now: float) -> None:
-        """Called by the sweep: end a connection that held its state too long."""
-        limits = self.limits
-        if self.write_paused:
-            if now - self.since > limits.body_timeout and self.transport is not None:
-                self.transport.abort()  # it will not read the answer it has
-            return
-        phase = self.phase
-        if phase == IDLE:
-            if not self.busy and not self.pipeline and now - self.since > limits.idle_timeout:
-                self._close()
-            return
-        limit = limits.header_timeout if phase == HEAD else limits.body_timeout
-        if now - self.since <= limit or self.discarding:
-            return
-        what = "request head" if phase == HEAD else "request body"
-        self.reject = fault_reply(
-            REQUEST_TIMEOUT, f"the {what} did not arrive within {limit:g}s", self._rid()
-        )
-        self.discarding = True
-        self._pause_reading()
         self._pump()

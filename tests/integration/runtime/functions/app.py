@@ -1,6 +1,7 @@
 """A test function that does whatever the request path asks for."""
 
 import ctypes
+import hashlib
 import os
 import time
 
@@ -24,6 +25,12 @@ def handle(event, context):
     path = context.path
     if path == "/json":
         return {"ok": True, "n": [1, 2]}
+    if path == "/digest":  # what arrived, for the streaming tests
+        data = event if isinstance(event, bytes) else str(event).encode()
+        return {"len": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    if path == "/big":  # n bytes of a repeating pattern
+        n = int(context.query.get("n", "0"))
+        return (bytes(range(256)) * (n // 256 + 1))[:n]
     if path == "/list":
         return [1, "two", None]
     if path == "/text":
