@@ -65,6 +65,10 @@ class Config:
     # default) reports no URL and HTTP Triggers as not served: a URL nothing
     # answers at would be a lie.
     gateway_url: str | None = None
+    # Whether a dispatcher runs in this install (the chart sets it when it
+    # installs one): schedule and queue Triggers are reported Ready
+    # (Scheduled, Consuming) only then, else TriggerKindNotServed.
+    dispatcher_enabled: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     default_resources: Mapping[str, Mapping[str, str]] = field(default_factory=_default_resources)
     # A rollout that makes no progress for this long is reported as Failed.
@@ -124,6 +128,8 @@ class Config:
         kwargs["namespaces"] = parse_namespaces(env.get("EMBER_NAMESPACES", ""))
         if env.get("EMBER_GATEWAY_URL"):
             kwargs["gateway_url"] = env["EMBER_GATEWAY_URL"].rstrip("/")
+        dispatcher = env.get("EMBER_DISPATCHER_ENABLED", "").strip().lower()
+        kwargs["dispatcher_enabled"] = dispatcher in ("1", "true", "yes")
         if env.get("EMBER_MAX_BODY_BYTES"):
             kwargs["max_body_bytes"] = int(env["EMBER_MAX_BODY_BYTES"])
         resources = _default_resources()

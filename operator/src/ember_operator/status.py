@@ -44,10 +44,12 @@ REASON_SOURCE_SYNTAX_ERROR = "SourceSyntaxError"
 REASON_HANDLER_NOT_FOUND = "HandlerNotFound"
 # A Trigger:
 REASON_FUNCTION_NOT_FOUND = "FunctionNotFound"
-REASON_KIND_NOT_SERVED = "TriggerKindNotServed"
-REASON_SERVED = "Served"
+REASON_KIND_NOT_SERVED = "TriggerKindNotServed"  # no gateway / no dispatcher in this install
+REASON_INVALID_SCHEDULE = "InvalidSchedule"  # a cron expression or zone the scheduler refuses
 REASON_ROUTED = "Routed"  # an HTTP Trigger the gateway routes
 REASON_PATH_CONFLICT = "PathConflict"  # an older HTTP Trigger owns the path
+REASON_SCHEDULED = "Scheduled"  # a schedule Trigger the dispatcher fires
+REASON_CONSUMING = "Consuming"  # a queue Trigger whose stream the dispatcher consumes
 # The autoscaler's last decision (Function status.autoscaler.reason):
 REASON_AUTOSCALE_STABLE = "StableConcurrency"  # the stable window's average
 REASON_AUTOSCALE_PANIC = "Panic"  # a surge above 2x capacity: up at once, never down

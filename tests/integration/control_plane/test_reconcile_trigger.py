@@ -125,3 +125,31 @@ def test_a_winner_that_moves_frees_its_path(
         lambda: trigger_status(cluster, ns, "old").get("url") == f"http://gw.test{path}/v2",
         what="the moved URL",
     )
+
+
+def test_with_a_dispatcher_schedules_are_scheduled_or_say_what_is_wrong(
+    cluster: Cluster, namespace: str, operator_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ns = namespace
+    monkeypatch.setenv("EMBER_DISPATCHER_ENABLED", "true")
+    with run_operator(ns) as runner:
+        cluster.create("functions", ns, function("hello"))
+        cluster.create("triggers", ns, trigger("tick", "hello", schedule={"cron": "*/5 * * * * *"}))
+        cluster.create("triggers", ns, trigger("orders", "hello", queue={"stream": "orders"}))
+        # The schema takes it (five fields), the cron library does not (hour 25).
+        cluster.create("triggers", ns, trigger("bad", "hello", schedule={"cron": "0 25 * * *"}))
+        zone = {"cron": "0 9 * * *", "timezone": "Europe/Atlantis"}
+        cluster.create("triggers", ns, trigger("nowhere", "hello", schedule=zone))
+        eventually(lambda: reason_of(cluster, ns, "tick") == "Scheduled", what="Scheduled")
+        eventually(lambda: reason_of(cluster, ns, "orders") == "Consuming", what="Consuming")
+        eventually(lambda: reason_of(cluster, ns, "bad") == "InvalidSchedule", what="bad cron")
+        eventually(lambda: reason_of(cluster, ns, "nowhere") == "InvalidSchedule", what="bad zone")
+        bad = cluster.condition(cluster.get("triggers", ns, "bad"), "Ready") or {}
+        assert bad["status"] == "False"
+        assert bad["message"] == "spec.schedule.cron: Bad hour in '0 25 * * *'"
+        nowhere = cluster.condition(cluster.get("triggers", ns, "nowhere"), "Ready") or {}
+        assert nowhere["message"].startswith("spec.schedule.timezone: unknown time zone")
+        # Fixed: Scheduled.
+        cluster.patch("triggers", ns, "bad", {"spec": {"schedule": {"cron": "0 23 * * *"}}})
+        eventually(lambda: reason_of(cluster, ns, "bad") == "Scheduled", what="fixed")
+    assert runner.exception is None, runner.output

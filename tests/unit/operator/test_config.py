@@ -73,3 +73,10 @@ def test_log_level_and_liveness_come_from_the_config() -> None:
 def test_no_gateway_url_unless_one_is_configured() -> None:
     assert Config.from_env({}).gateway_url is None
     assert Config.from_env({"EMBER_GATEWAY_URL": "http://gw/"}).gateway_url == "http://gw"
+
+
+def test_a_dispatcher_is_there_only_when_the_chart_says_so() -> None:
+    assert Config.from_env({}).dispatcher_enabled is False
+    assert Config.from_env({"EMBER_DISPATCHER_ENABLED": "true"}).dispatcher_enabled is True
+    assert Config.from_env({"EMBER_DISPATCHER_ENABLED": "1"}).dispatcher_enabled is True
+    assert Config.from_env({"EMBER_DISPATCHER_ENABLED": "false"}).dispatcher_enabled is False

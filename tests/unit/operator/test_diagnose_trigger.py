@@ -9,6 +9,7 @@ from ember_operator import status as st
 from ember_operator.diagnose.http_paths import HttpClaim, PathIndex
 from ember_operator.diagnose.trigger import (
     served_kinds,
+    spec_problem,
     trigger_conditions,
     trigger_kind,
     trigger_url,
@@ -19,9 +20,11 @@ pytestmark = pytest.mark.unit
 HTTP = frozenset({"http"})
 
 
-def test_a_gateway_serves_http_and_nothing_serves_the_rest_yet() -> None:
+def test_a_gateway_serves_http_and_a_dispatcher_the_rest() -> None:
     assert served_kinds(None) == frozenset() == served_kinds("")
     assert served_kinds("http://gw") == HTTP
+    assert served_kinds(None, dispatcher_enabled=True) == {"schedule", "queue"}
+    assert served_kinds("http://gw", True) == {"http", "schedule", "queue"}
 
 
 @pytest.mark.parametrize("kind", ["http", "schedule", "queue"])
@@ -29,6 +32,8 @@ def test_an_unserved_kind_is_not_ready_even_with_its_function(kind: str) -> None
     (ready,) = trigger_conditions(kind, "fn", "ns", function_found=True, now="T")
     assert (ready["status"], ready["reason"]) == ("False", st.REASON_KIND_NOT_SERVED)
     assert f"{kind} Triggers" in ready["message"]
+    setting = "EMBER_GATEWAY_URL" if kind == "http" else "EMBER_DISPATCHER_ENABLED"
+    assert setting in ready["message"]
 
 
 def test_a_missing_function_comes_first_and_a_served_kind_is_ready() -> None:
@@ -38,7 +43,23 @@ def test_a_missing_function_comes_first_and_a_served_kind_is_ready() -> None:
     assert missing["reason"] == st.REASON_FUNCTION_NOT_FOUND
     assert missing["message"] == "Function 'fn' does not exist in namespace ns"
     (served,) = trigger_conditions("queue", "fn", "ns", True, served=frozenset({"queue"}), now="T")
-    assert (served["status"], served["reason"]) == ("True", st.REASON_SERVED)
+    assert (served["status"], served["reason"]) == ("True", st.REASON_CONSUMING)
+    (served,) = trigger_conditions("schedule", "fn", "ns", True, served=served_kinds(None, True))
+    assert (served["status"], served["reason"]) == ("True", st.REASON_SCHEDULED)
+
+
+def test_a_schedule_the_scheduler_cannot_read_comes_first_and_names_the_field() -> None:
+    assert spec_problem({"function": "f", "schedule": {"cron": "*/5 * * * *"}}) is None
+    assert spec_problem({"function": "f", "http": {"path": "/"}}) is None
+    bad_cron = spec_problem({"function": "f", "schedule": {"cron": "0 25 * * *"}})
+    assert bad_cron == "spec.schedule.cron: Bad hour in '0 25 * * *'"
+    bad_zone = spec_problem({"schedule": {"cron": "* * * * *", "timezone": "Europe/Nowhere"}})
+    assert bad_zone is not None and bad_zone.startswith("spec.schedule.timezone: unknown")
+    (ready,) = trigger_conditions(
+        "schedule", "fn", "ns", False, served=served_kinds(None, True), problem=bad_cron, now="T"
+    )
+    assert (ready["status"], ready["reason"]) == ("False", st.REASON_INVALID_SCHEDULE)
+    assert ready["message"] == bad_cron
 
 
 def test_a_routed_http_trigger_is_ready_and_names_its_path() -> None:
@@ -99,6 +120,20 @@ def test_the_index_says_whose_outcome_a_change_moved() -> None:
     # Setting the same claim again, or dropping an unknown one, moves nothing.
     assert index.set(("ns", "third"), claim("third", "/a", "2024-01-03T00:00:00Z")) == set()
     assert index.set(("ns", "never"), None) == set()
+
+
+def test_a_seeded_index_judges_every_claim_at_once() -> None:
+    index = PathIndex()
+    index.seed(
+        [
+            claim("new", "/a", "2024-01-02T00:00:00Z"),
+            claim("old", "/a/", "2024-01-01T00:00:00Z"),
+        ]
+    )
+    assert index.conflict(("ns", "old")) is None
+    assert "ns/old" in (index.conflict(("ns", "new")) or "")
+    # The handlers then claim what is seeded: nothing moves.
+    assert index.set(("ns", "new"), claim("new", "/a", "2024-01-02T00:00:00Z")) == set()
 
 
 def test_paths_are_global_and_fn_is_reserved() -> None:

@@ -9,9 +9,10 @@ import kopf
 import pytest
 
 from ember_operator import status as st
+from ember_operator.diagnose.http_paths import HttpClaim
 from ember_operator.reconcile.context import Context
 from ember_operator.reconcile.function import function_event, reconcile
-from ember_operator.reconcile.trigger import trigger_changed, trigger_event
+from ember_operator.reconcile.trigger import CLAIMS, http_claims, trigger_changed, trigger_event
 from tests.unit.operator.fakes import FakeKube, context, function_body
 
 pytestmark = pytest.mark.unit
@@ -24,12 +25,15 @@ def trigger_body(name: str = "tick", function: str = "fn", generation: int = 1) 
     }
 
 
-async def changed(ctx: Context, body: dict[str, Any]) -> None:
+async def changed(
+    ctx: Context, body: dict[str, Any], index: dict[str, list[HttpClaim]] | None = None
+) -> None:
     await trigger_changed(
         body=kopf.Body(body),  # type: ignore[arg-type]
         namespace="ns",
         name=body["metadata"]["name"],
         memo=kopf.Memo(ember=ctx),
+        http_claims=index,
     )
 
 
@@ -196,3 +200,58 @@ async def test_a_trigger_that_stops_being_http_frees_its_path() -> None:
     await changed(ctx, schedule)
     assert ready(kube, "old")["reason"] == st.REASON_KIND_NOT_SERVED
     assert ready(kube, "new")["reason"] == st.REASON_ROUTED
+
+
+async def test_with_a_dispatcher_schedule_and_queue_triggers_are_ready() -> None:
+    queue = {
+        "metadata": {"name": "orders", "namespace": "ns", "generation": 1},
+        "spec": {"function": "fn", "queue": {"stream": "orders"}},
+    }
+    kube = FakeKube(("Trigger", trigger_body()), ("Trigger", queue), ("Function", function_body()))
+    ctx = context(kube, dispatcher_enabled=True)
+    await changed(ctx, trigger_body())
+    await changed(ctx, queue)
+    assert (ready(kube)["status"], ready(kube)["reason"]) == ("True", st.REASON_SCHEDULED)
+    assert ready(kube, "orders")["reason"] == st.REASON_CONSUMING
+
+
+async def test_a_schedule_the_scheduler_refuses_is_reported_with_its_field() -> None:
+    body = trigger_body()
+    body["spec"]["schedule"] = {"cron": "* * * * *", "timezone": "Mars/Olympus_Mons"}
+    kube = FakeKube(("Trigger", body), ("Function", function_body()))
+    ctx = context(kube, dispatcher_enabled=True)
+    await changed(ctx, body)
+    cond = ready(kube)
+    assert (cond["status"], cond["reason"]) == ("False", st.REASON_INVALID_SCHEDULE)
+    assert cond["message"].startswith("spec.schedule.timezone: unknown time zone")
+    fixed = trigger_body(generation=2)
+    await changed(ctx, fixed)
+    assert ready(kube)["reason"] == st.REASON_SCHEDULED
+
+
+def claims(*bodies: dict[str, Any]) -> dict[str, list[HttpClaim]]:
+    """kopf's index of these Triggers, as the index function builds it."""
+    out: dict[str, list[HttpClaim]] = {}
+    for body in bodies:
+        meta = body["metadata"]
+        got = http_claims(body=kopf.Body(body), namespace=meta["namespace"], name=meta["name"])  # type: ignore[arg-type]
+        for key, claim in got.items():
+            out.setdefault(key, []).append(claim)
+    return out
+
+
+async def test_after_a_restart_the_newer_trigger_handled_first_is_never_routed() -> None:
+    old = http_body("old", "/api", "2024-01-01T00:00:00Z")
+    new = http_body("new", "/api/", "2024-01-02T00:00:00Z")
+    other = trigger_body("tick")
+    kube = FakeKube(("Trigger", old), ("Trigger", new), ("Function", function_body()))
+    ctx = context(kube, gateway_url=GATEWAY)
+    index = claims(old, new, other)
+    assert [c.name for c in index[CLAIMS]] == ["old", "new"]
+    await changed(ctx, new, index)  # the newer one first, as a list may hand them
+    assert [s["conditions"][0]["reason"] for s in kube.statuses("Trigger", "new")] == [
+        st.REASON_PATH_CONFLICT
+    ]
+    await changed(ctx, old, index)
+    assert ready(kube, "old")["reason"] == st.REASON_ROUTED
+    assert len(kube.statuses("Trigger", "new")) == 1  # nothing moved: no second write

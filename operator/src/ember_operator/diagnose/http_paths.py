@@ -97,6 +97,14 @@ class PathIndex:
         }
         return moved - {key}
 
+    def seed(self, claims: Iterable[HttpClaim]) -> None:
+        """Every claim at once, before any Trigger reports (the operator's
+        start): a Trigger then learns its outcome against all its rivals,
+        not only those handled before it."""
+        for claim in claims:
+            self.claims[(claim.namespace, claim.name)] = claim
+        self.losers = path_owners(self.claims.values())[1]
+
     def conflict(self, key: Key) -> str | None:
         """The ``PathConflict`` message for ``key``, or None while it owns its path."""
         if key not in self.losers:

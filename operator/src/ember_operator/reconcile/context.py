@@ -11,7 +11,10 @@ and pod problems let a pod event report without reading anything back.
 Triggers are remembered by the Function they name, so that a Function's
 creation or deletion updates its Triggers' status without a list call, and
 HTTP Triggers by the path they claim (``PathIndex``), so that a Trigger
-that wins or loses a path learns it from its rival's event.
+that wins or loses a path learns it from its rival's event. The index is
+seeded with every claim before the first Trigger reports (see
+``reconcile.trigger``), so a (re)started operator never judges a path from
+the few Triggers it happened to handle first.
 
 ``HandledSpecs`` is kopf's diff base (the last spec handled per object) kept
 in this process. A restarted operator starts empty, so kopf treats every
@@ -119,6 +122,7 @@ class TriggerState:
     # Whether the Function exists, as last learnt (the Trigger's own GET or
     # the Function's events); None until the Trigger's handler has looked.
     found: bool | None = None
+    problem: str | None = None  # diagnose.trigger.spec_problem (a schedule that cannot run)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -132,6 +136,7 @@ class Context:
     # (namespace, Function name) -> names of the Triggers that name it.
     triggers_by_function: dict[Key, set[str]] = field(default_factory=dict)
     paths: PathIndex = field(default_factory=PathIndex)  # HTTP Triggers' claims
+    paths_seeded: bool = False  # from kopf's index of every claim, before any report
     informers: list[Informer] = field(default_factory=list)  # started at startup
     reconciling: asyncio.Semaphore = field(init=False)
 
