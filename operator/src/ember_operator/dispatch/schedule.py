@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -48,8 +47,7 @@ from ember_operator.dispatch.cron import (
     tick_iso,
 )
 from ember_operator.dispatch.keys import PREFIX, trigger_tag
-
-log = logging.getLogger("ember.dispatch.schedule")
+from ember_runtime import logs
 
 Key = tuple[str, str]  # (namespace, Trigger name)
 SOURCE = "schedule"
@@ -194,7 +192,7 @@ class Scheduler:
             try:
                 trigger = scheduled_trigger(obj)
             except ScheduleError as e:
-                log.warning("schedule Trigger %s/%s not scheduled: %s", ns, name, e)
+                logs.emit("warning", "schedule not scheduled", trigger=f"{ns}/{name}", error=str(e))
         if trigger is None:
             self.remove(ns, name)
         else:
@@ -242,13 +240,13 @@ class Scheduler:
         before = entry.through
         p = plan(t.schedule, before, now, missed_runs=t.missed_runs, grace=self.grace)
         if p.latest_missed is not None:
-            log.warning(
-                "schedule Trigger %s/%s missed %s tick(s), the latest %s; missedRuns: %s",
-                t.namespace,
-                t.name,
-                f"{p.missed}+" if p.missed >= MAX_COUNTED else p.missed,
-                tick_iso(p.latest_missed),
-                t.missed_runs.value,
+            logs.emit(
+                "warning",
+                "schedule ticks missed",
+                trigger=f"{t.namespace}/{t.name}",
+                missed=f"{p.missed}+" if p.missed >= MAX_COUNTED else p.missed,
+                latest=tick_iso(p.latest_missed),
+                missed_runs=t.missed_runs.value,
             )
             if t.missed_runs == MissedRuns.SKIP:
                 entry.through = p.latest_missed
@@ -266,15 +264,15 @@ class Scheduler:
                 self._failed(entry, now, f"firing {tick_iso(tick)}: {e!r}")
                 break
             entry.through, entry.failures = tick, 0
-            log.info(
-                "schedule Trigger %s/%s tick %s: invocation %s%s",
-                t.namespace,
-                t.name,
-                tick_iso(tick),
-                invocation,
-                "" if created else " (already fired)",
-                extra={"invocation_id": invocation},
-            )
+            if created:  # another replica logged the others
+                logs.emit(
+                    "info",
+                    "schedule fired",
+                    request_id=invocation,
+                    trigger=f"{t.namespace}/{t.name}",
+                    function=f"{t.namespace}/{t.function}",
+                    tick=tick_iso(tick),
+                )
         if record or entry.through != before:
             ttl = ledger_ttl(t.schedule, now)
             await self._quietly(
@@ -286,8 +284,12 @@ class Scheduler:
         entry.failures += 1
         entry.retry_at = now + min(MAX_RETRY_SECONDS, 0.5 * 2 ** (entry.failures - 1))
         t = entry.trigger
-        log.warning(
-            "schedule Trigger %s/%s: %s (try %d)", t.namespace, t.name, what, entry.failures
+        logs.emit(
+            "warning",
+            "schedule retrying",
+            trigger=f"{t.namespace}/{t.name}",
+            error=what,
+            attempt=entry.failures,
         )
 
     @staticmethod
@@ -295,4 +297,4 @@ class Scheduler:
         try:
             await aw
         except Exception as e:  # the ledger is a hint; keys dedupe
-            log.warning("schedule ledger: %s failed: %r", what, e)
+            logs.emit("warning", "schedule ledger write failed", what=what, error=repr(e))
