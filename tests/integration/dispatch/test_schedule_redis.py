@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
-from tests.redis_harness import RedisServer, redis_server
 
 from ember_operator.api.v1alpha1 import MissedRuns
 from ember_operator.dispatch import keys
 from ember_operator.dispatch.cron import ScheduledTrigger, parse, tick_iso
 from ember_operator.dispatch.schedule import Scheduler, ledger_key
 from ember_operator.dispatch.store import Invocations
+from tests.redis_harness import RedisServer, redis_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
