@@ -1,26 +1,22 @@
 """The cron scheduler: each ``schedule`` Trigger fires at each tick of its
 cron expression, exactly once, with its payload as the JSON body.
 
-Firing is a submission to the async store (``Invocations.submit``) with
-the idempotency key ``cron/<namespace>/<trigger>/<tick>``: the store makes
-the key and the submission one atomic step, so every dispatcher replica
-can run a Scheduler and fire every tick, and a tick still makes one
-invocation. No lease, no leader: a replica that dies loses nothing the
-others do not fire.
+Firing is ``Invocations.submit`` with the idempotency key
+``cron/<namespace>/<trigger>/<tick>``; the store makes key and submission
+one atomic step, so every dispatcher replica runs a Scheduler and fires
+every tick, and a tick still makes one invocation. No lease, no leader.
 
-What survives a restart is a small *ledger* per Trigger in Redis: the
-latest tick accounted for (fired, or skipped as missed) and a fingerprint
-of the schedule it belongs to. A Scheduler that starts (or meets a new
-Trigger) reads it and fires every tick since, up to now, that is late by
-at most ``grace`` (60 s): a restart or a failover leaves no gap, and the
-keys dedupe what another replica already fired. Older ticks were missed,
-and the Trigger's ``missedRuns`` decides (``cron.plan``). A Trigger with
-no ledger (new, or a new schedule) starts from now.
+A small *ledger* per Trigger in Redis keeps the latest tick accounted for
+(fired, or skipped as missed) and a fingerprint of its schedule. A
+Scheduler that starts (or meets a Trigger) fires every tick since then
+that is late by at most ``grace`` (60 s): a restart or a failover leaves
+no gap, and the keys dedupe what another replica fired. Older ticks were
+missed, and ``missedRuns`` decides (``cron.plan``). No ledger (a new
+Trigger or schedule): it starts from now.
 
-One task (``run``) sleeps until the next tick due over all Triggers, or
-until a Trigger is added, changed or removed; nothing polls per Trigger.
-A submission that fails (Redis down) is tried again with a backoff, and
-ticks that wait longer than the grace become missed ones.
+One task (``run``) sleeps until the next tick due over all Triggers, or a
+Trigger change; nothing polls per Trigger. A failed submission (Redis
+down) is retried with backoff; ticks that wait past the grace are missed.
 """
 
 from __future__ import annotations
@@ -102,9 +98,9 @@ class RedisLedger:
 
     async def load(self, key: Key, fingerprint: str) -> float | None:
         fp, through = await self.redis.hmget(ledger_key(*key), ["fp", "through"])
-        if fp is None or through is None or _text(fp) != fingerprint:
+        if through is None or fp not in (fingerprint, fingerprint.encode()):
             return None
-        return float(_text(through))
+        return float(through)  # str or bytes
 
     async def advance(self, key: Key, fingerprint: str, through: float, ttl: int) -> None:
         await self.redis.eval(_ADVANCE, 1, ledger_key(*key), fingerprint, repr(through), ttl)
@@ -113,23 +109,22 @@ class RedisLedger:
         await self.redis.delete(ledger_key(*key))
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 @dataclass
 class _Entry:
     trigger: ScheduledTrigger
     through: float | None = None  # None: the ledger is not read yet
     retry_at: float | None = None
     failures: int = 0
+    next: tuple[float, float | None] | None = None  # (through, the tick after it)
 
     def wake_at(self, now: float) -> float | None:
         if self.retry_at is not None:
             return self.retry_at
         if self.through is None:
             return now
-        return self.trigger.schedule.next_after(self.through)
+        if self.next is None or self.next[0] != self.through:  # cronsim is not free
+            self.next = (self.through, self.trigger.schedule.next_after(self.through))
+        return self.next[1]
 
 
 class Scheduler:
@@ -204,7 +199,11 @@ class Scheduler:
         """Fire ticks as they come, until cancelled."""
         while True:
             self._wake.clear()
-            wake_at = await self.step()
+            try:
+                wake_at = await self.step()
+            except Exception as e:  # one bad step must not stop every schedule
+                logs.emit("error", "schedule step failed", error=repr(e))
+                wake_at = self.clock() + 1
             delay = MAX_SLEEP if wake_at is None else min(MAX_SLEEP, wake_at - self.clock())
             if delay <= 0:
                 continue
