@@ -184,7 +184,7 @@ async def test_the_result_reaches_the_callback_url(
     payload = delivered["body"]
     assert payload["invocationId"] == inv and payload["status"] == "succeeded"
     assert payload["result"]["status"] == 200
-    assert json.loads(payload["result"]["body"])["ok"] is True
+    assert json.loads(payload["result"]["body"]) == {"raw": repr(b"\x00\xffbinary")}
     assert failures == 1
 
 

@@ -92,8 +92,12 @@ class SourceRunner:
 
     # --- reading ------------------------------------------------------------
 
-    def _room(self) -> int:
-        return self.throttle.allowed * 2 - len(self.waiting) - len(self.running)
+    def _room(self, lane: Lane) -> int:
+        """How many entries ``lane`` may read now. Due retries get a share
+        of their own and go first: a retry waits for a free call, never
+        behind the whole backlog (its backoff is a promise)."""
+        share = 3 if lane.stream == self.source.slot.retries else 2
+        return self.throttle.allowed * share - len(self.waiting) - len(self.running)
 
     async def _read(self, lane: Lane) -> None:
         settings = self.d.settings
@@ -107,12 +111,12 @@ class SourceRunner:
             try:
                 if own_pending:
                     await ensure_group(self.d.redis, lane)
-                while self.reading and self._room() <= 0:
+                while self.reading and self._room(lane) <= 0:
                     self.room.clear()
                     await self.room.wait()
                 if not self.reading:
                     return
-                n = self._room()
+                n = self._room(lane)
                 claimed: list[tuple[str, dict[bytes, bytes]]] = []
                 now = time.monotonic()
                 if own_pending:
@@ -182,11 +186,16 @@ class SourceRunner:
     def _take(
         self, lane: Lane, got: list[tuple[str, dict[bytes, bytes]]], deliveries: int = 1
     ) -> None:
-        for eid, fields in got:
+        first = lane.stream == self.source.slot.retries
+        for eid, fields in reversed(got) if first else got:
             if (lane.stream, eid) in self.held:
                 continue  # claimed back while we still hold it
             self.held.add((lane.stream, eid))
-            self.waiting.append((lane, eid, fields, deliveries))
+            entry = (lane, eid, fields, deliveries)
+            if first:
+                self.waiting.appendleft(entry)
+            else:
+                self.waiting.append(entry)
         self.pump()
 
     # --- calling ------------------------------------------------------------
