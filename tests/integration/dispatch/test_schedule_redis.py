@@ -8,9 +8,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -20,17 +19,11 @@ from ember_operator.dispatch import keys
 from ember_operator.dispatch.cron import ScheduledTrigger, parse, tick_iso
 from ember_operator.dispatch.schedule import Scheduler, ledger_key
 from ember_operator.dispatch.store import Invocations
-from tests.redis_harness import RedisServer, redis_server
+from tests.redis_harness import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 NS, FN, NAME = "ns", "fn", "every-second"
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    with redis_server(tmp_path) as s:
-        yield s
 
 
 class Recorder:
@@ -88,14 +81,14 @@ def seconds(ticks: list[str]) -> list[int]:
     return sorted(int(datetime.fromisoformat(t).timestamp()) for t in ticks)
 
 
-async def test_two_schedulers_and_a_restart_fire_each_tick_once(server: RedisServer) -> None:
+async def test_two_schedulers_and_a_restart_fire_each_tick_once(redis: RedisServer) -> None:
     trigger = every_second()
-    a = Running(server.url, trigger, 60, time.time)
-    b = Running(server.url, trigger, 60, time.time)
+    a = Running(redis.url, trigger, 60, time.time)
+    b = Running(redis.url, trigger, 60, time.time)
     await asyncio.sleep(3.2)
     await b.stop()  # b "restarts": down for 2 s, then a new process
     await asyncio.sleep(2)
-    b2 = Running(server.url, trigger, 60, time.time)
+    b2 = Running(redis.url, trigger, 60, time.time)
     await asyncio.sleep(3.2)
     await a.stop()  # and a goes for good: b2 alone keeps the beat
     await asyncio.sleep(2.2)
@@ -108,7 +101,7 @@ async def test_two_schedulers_and_a_restart_fire_each_tick_once(server: RedisSer
     assert len(ticks) >= 9
     # The duplicates were real: both fired the same ticks, and the store kept one.
     assert len(a.recorder.seen) + len(b.recorder.seen) + len(b2.recorder.seen) > len(ticks)
-    check = Redis.from_url(server.url)
+    check = Redis.from_url(redis.url)
     try:
         assert await check.xlen(keys.function_keys(NS, FN).stream) == len(ticks)
         through = await check.hget(ledger_key(NS, NAME), "through")
@@ -119,10 +112,10 @@ async def test_two_schedulers_and_a_restart_fire_each_tick_once(server: RedisSer
 
 @pytest.mark.parametrize("policy", [MissedRuns.SKIP, MissedRuns.RUN_ONCE])
 async def test_after_a_longer_outage_the_policy_decides(
-    server: RedisServer, policy: MissedRuns
+    redis: RedisServer, policy: MissedRuns
 ) -> None:
     grace = 1.5
-    first = Running(server.url, every_second(policy), grace, time.time)
+    first = Running(redis.url, every_second(policy), grace, time.time)
     await asyncio.sleep(2.5)
     await first.stop()
     before = seconds(first.recorder.created)
@@ -137,7 +130,7 @@ async def test_after_a_longer_outage_the_policy_decides(
             started.append(now)  # the instant the new scheduler plans from
         return now
 
-    second = Running(server.url, every_second(policy), grace, clock)
+    second = Running(redis.url, every_second(policy), grace, clock)
     await asyncio.sleep(2.5)
     await second.stop()
     after = seconds(second.recorder.created)
