@@ -167,3 +167,15 @@ def test_a_very_long_outage_is_counted_up_to_a_bound_and_cheap() -> None:
     every_second = parse("* * * * * *")
     p = plan(every_second, T0, T0 + 30 * 86400, grace=0)
     assert p.fire == () and p.missed == 1000 and p.through == T0 + 30 * 86400
+
+
+def test_with_seconds_dst_follows_the_wall_clock_as_it_is() -> None:
+    # Six fields are not Debian cron: no special case for the changes.
+    s = "0 30 2 * * *"
+    assert ticks(s, "Europe/Berlin", "2026-03-28T12:00:00Z", "2026-03-30T12:00:00Z") == [
+        "2026-03-30T00:30:00Z"  # 02:30 did not exist on the 29th
+    ]
+    assert ticks(s, "Europe/Berlin", "2026-10-24T12:00:00Z", "2026-10-25T12:00:00Z") == [
+        "2026-10-25T00:30:00Z",  # 02:30 CEST
+        "2026-10-25T01:30:00Z",  # 02:30 CET
+    ]

@@ -220,8 +220,9 @@ class ScheduleTrigger(K8sModel):
         pattern=TIMEZONE_PATTERN,
         description=(
             "IANA time zone the cron fields are read in, e.g. Europe/Berlin. Across DST"
-            " changes a daily job at a fixed time runs once: in the skipped hour it runs"
-            " right after the change, in the repeated hour only the first time."
+            " changes a five-field job at a fixed time runs once a day (in the skipped hour"
+            " right after the change, in the repeated hour the first time); with seconds,"
+            " a skipped time does not fire and a repeated one fires twice."
         ),
     )
     payload: dict[str, Any] | None = Field(
