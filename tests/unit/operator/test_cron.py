@@ -50,6 +50,10 @@ def test_spring_forward_a_job_in_the_skipped_hour_runs_once_right_after() -> Non
         "2026-03-29T01:00:00Z",
         "2026-03-30T00:30:00Z",
     ]
+    # Backwards, the same instant is the latest tick (RunOnce picks it after an outage).
+    s = parse("30 2 * * *", "Europe/Berlin")
+    assert s.last_at_or_before(at("2026-03-29T01:10:00Z")) == at("2026-03-29T01:00:00Z")
+    assert s.last_at_or_before(at("2026-03-29T00:59:00Z")) == at("2026-03-28T01:30:00Z")
     # Every 30 minutes follows real time: 01:30 CET, then 03:00 CEST.
     assert ticks(
         "*/30 * * * *", "Europe/Berlin", "2026-03-29T00:00:00Z", "2026-03-29T01:30:00Z"
