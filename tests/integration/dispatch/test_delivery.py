@@ -23,6 +23,7 @@ from tests.integration.dispatch.harness import (
     final_status,
     fn_object,
     route,
+    status_of,
     until,
 )
 from tests.integration.runtime.runtime_harness import Runtime
@@ -132,3 +133,29 @@ async def test_a_thousand_messages_through_crashing_dispatchers_lose_nothing(
         assert c["key"] == f"k{c['n']}" and c["id"] == ids[c["n"]]
     assert await r.xlen(slot.dead_letters) == 0
     await r.aclose()
+
+
+async def test_the_dispatcher_rides_out_a_redis_restart(
+    gateway: Gateway,
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    fleet: Callable[..., Dispatchers],
+    redis: RedisServer,
+    tmp_path: Path,
+) -> None:
+    route(gateway, "jobs", runtime.port)
+    log = tmp_path / "calls.log"
+    await fleet([fn_object("jobs")]).start()
+    first = (await client.post(f"/async/{NS}/jobs", json={"n": 1, "log": str(log)})).json()
+    assert (await final_status(client, "jobs", first["invocationId"]))["status"] == "succeeded"
+    redis.restart()  # the data survives (append-only), connections do not
+
+    async def accepted() -> httpx.Response | None:
+        r = await client.post(f"/async/{NS}/jobs", json={"n": 2, "log": str(log)})
+        return r if r.status_code == 202 else None  # 503 while Redis is away
+
+    second = await until("the API takes submissions again", accepted, within=10, every=0.2)
+    done = await final_status(client, "jobs", second.json()["invocationId"], 20)
+    assert done["status"] == "succeeded"
+    assert (await status_of(client, "jobs", first["invocationId"]))["status"] == "succeeded"
+    assert sorted(c["n"] for c in attempts_log(log)) == [1, 2]
