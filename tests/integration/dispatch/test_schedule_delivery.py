@@ -43,7 +43,10 @@ class Process:
     def __init__(self, url: str, trigger: dict[str, object]) -> None:
         self.redis = Redis.from_url(url)
         self.scheduler = Scheduler(Invocations(self.redis), self.redis)
+        # As the dispatcher's informers would: the Function, the Trigger, then "listed".
+        self.scheduler.apply("Function", "ADDED", fn_object("jobs"))
         self.scheduler.apply("Trigger", "ADDED", trigger)
+        self.scheduler.functions_listed()
         self.task = asyncio.create_task(self.scheduler.run())
 
     async def stop(self) -> None:

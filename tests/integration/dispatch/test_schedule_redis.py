@@ -17,7 +17,8 @@ from redis.asyncio import Redis
 from ember_operator.api.v1alpha1 import MissedRuns
 from ember_operator.dispatch import keys
 from ember_operator.dispatch.cron import ScheduledTrigger, parse, tick_iso
-from ember_operator.dispatch.schedule import Scheduler, ledger_key
+from ember_operator.dispatch.schedule import Scheduler
+from ember_operator.dispatch.schedule_ledger import ledger_key
 from ember_operator.dispatch.store import Invocations
 from tests.redis_harness import RedisServer
 

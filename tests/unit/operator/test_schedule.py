@@ -11,7 +11,8 @@ import pytest
 
 from ember_operator.api.v1alpha1 import MissedRuns
 from ember_operator.dispatch.cron import ScheduledTrigger, ScheduleError, parse, scheduled_trigger
-from ember_operator.dispatch.schedule import Key, Scheduler
+from ember_operator.dispatch.schedule import Scheduler
+from ember_operator.dispatch.schedule_ledger import Key
 
 pytestmark = pytest.mark.unit
 
@@ -229,3 +230,28 @@ async def test_informer_events_add_change_and_remove() -> None:
     s.set_triggers([every(name="a"), every(name="b")])
     s.set_triggers([every(name="b")])
     assert list(s.entries) == [("ns", "b")]
+
+
+async def test_once_functions_are_listed_a_missing_functions_ticks_are_skipped() -> None:
+    store, ledger, clock = Store(), MemoryLedger(), Clock(T0 + 0.5)
+    s = scheduler(store, ledger, clock)
+    s.apply("Trigger", "ADDED", body({"schedule": {"cron": "* * * * *"}}))
+    await s.step()
+    # Not told yet which Functions exist: it fires.
+    clock.now = T0 + 60
+    await s.step()
+    assert store.fired() == ["2026-01-01T12:01:00Z"]
+    # Listed, without "fn": skipped (and accounted for), not queued.
+    s.apply("Function", "ADDED", {"metadata": {"namespace": "ns", "name": "other"}})
+    s.functions_listed()
+    clock.now = T0 + 120
+    assert await s.step() == T0 + 180
+    assert len(store.keys) == 1 and ledger.rows[("ns", "t")][1] == T0 + 120
+    # It comes: the next tick fires; it goes: skipped again.
+    s.apply("Function", "ADDED", {"metadata": {"namespace": "ns", "name": "fn"}})
+    clock.now = T0 + 180
+    await s.step()
+    s.apply("Function", "DELETED", {"metadata": {"namespace": "ns", "name": "fn"}})
+    clock.now = T0 + 240
+    await s.step()
+    assert store.fired() == ["2026-01-01T12:01:00Z", "2026-01-01T12:03:00Z"]

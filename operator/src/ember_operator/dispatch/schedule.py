@@ -42,10 +42,9 @@ from ember_operator.dispatch.cron import (
     scheduled_trigger,
     tick_iso,
 )
-from ember_operator.dispatch.keys import PREFIX, trigger_tag
+from ember_operator.dispatch.schedule_ledger import Key, Ledger, RedisLedger
 from ember_runtime import logs
 
-Key = tuple[str, str]  # (namespace, Trigger name)
 SOURCE = "schedule"
 HEADERS = {"content-type": "application/json"}
 MAX_SLEEP = 30.0  # re-read the wall clock at least this often (it may jump)
@@ -65,48 +64,6 @@ class Submitter(Protocol):
         idempotency_key: str | None = None,
         source: str = ...,
     ) -> tuple[str, bool]: ...
-
-
-def ledger_key(namespace: str, name: str) -> str:
-    return f"{PREFIX}:{trigger_tag(namespace, name)}:cron"
-
-
-# through only moves forward for one fingerprint; a new fingerprint (a new
-# schedule, or a Trigger recreated under the same name) starts over.
-_ADVANCE = """
-local fp = redis.call('HGET', KEYS[1], 'fp')
-local through = tonumber(redis.call('HGET', KEYS[1], 'through') or '-1')
-if fp ~= ARGV[1] or through < tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'through', ARGV[2])
-end
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 1
-"""
-
-
-class Ledger(Protocol):
-    async def load(self, key: Key, fingerprint: str) -> float | None: ...
-    async def advance(self, key: Key, fingerprint: str, through: float, ttl: int) -> None: ...
-    async def forget(self, key: Key) -> None: ...
-
-
-class RedisLedger:
-    """The latest tick accounted for per Trigger, in the Trigger's slot."""
-
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
-
-    async def load(self, key: Key, fingerprint: str) -> float | None:
-        fp, through = await self.redis.hmget(ledger_key(*key), ["fp", "through"])
-        if through is None or fp not in (fingerprint, fingerprint.encode()):
-            return None
-        return float(through)  # str or bytes
-
-    async def advance(self, key: Key, fingerprint: str, through: float, ttl: int) -> None:
-        await self.redis.eval(_ADVANCE, 1, ledger_key(*key), fingerprint, repr(through), ttl)
-
-    async def forget(self, key: Key) -> None:
-        await self.redis.delete(ledger_key(*key))
 
 
 @dataclass
@@ -149,6 +106,12 @@ class Scheduler:
         self.clock = clock
         self.grace = grace
         self.entries: dict[Key, _Entry] = {}
+        # The Functions that exist (apply's Function events). Once the
+        # dispatcher says it has listed them (functions_listed), a schedule
+        # of a missing Function skips its ticks, as the async API refuses
+        # calls to it, instead of queueing them where nothing reads.
+        self.functions: set[Key] = set()
+        self.functions_known = False
         self._forget: set[Key] = set()
         self._wake = asyncio.Event()
 
@@ -176,14 +139,21 @@ class Scheduler:
         for t in wanted.values():
             self.upsert(t)
 
+    def functions_listed(self) -> None:
+        """Every Function is known now (the informer listed them once)."""
+        self.functions_known = True
+
     def apply(self, kind: str, event: str, obj: Mapping[str, Any]) -> None:
-        """An informer's event on a Trigger (other kinds are ignored)."""
-        if kind != "Trigger":
-            return
+        """An informer's event on a Trigger or a Function (others are ignored)."""
         meta = obj.get("metadata") or {}
         ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        gone = event == "DELETED" or bool(meta.get("deletionTimestamp"))
+        if kind == "Function":
+            (self.functions.discard if gone else self.functions.add)((ns, name))
+        if kind != "Trigger":
+            return
         trigger = None
-        if event != "DELETED" and not meta.get("deletionTimestamp"):
+        if not gone:
             try:
                 trigger = scheduled_trigger(obj)
             except ScheduleError as e:
@@ -249,7 +219,17 @@ class Scheduler:
             )
             if t.missed_runs == MissedRuns.SKIP:
                 entry.through = p.latest_missed
-        for tick in p.fire:
+        fire: tuple[float, ...] = p.fire
+        if self.functions_known and (t.namespace, t.function) not in self.functions and fire:
+            entry.through, fire = fire[-1], ()  # skipped: accounted for, not queued
+            logs.emit(
+                "warning",
+                "schedule tick skipped: no such Function",
+                trigger=f"{t.namespace}/{t.name}",
+                function=f"{t.namespace}/{t.function}",
+                tick=tick_iso(entry.through),
+            )
+        for tick in fire:
             try:
                 invocation, created = await self.submitter.submit(
                     t.namespace,
