@@ -21,25 +21,6 @@ ENV LANG=C.UTF-8 \
 # kopf's peering identity) need a passwd entry.
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin ember
 
-# --- redis (the chart's bundled broker) -----------------------------------
-# Debian's redis-server on the same base, installed with apt from the
-# base's own Debian sources (the build needs the network for this target
-# alone; hack/images.sh gives it the host's). Config comes from
-# ember-redis at start (the password into a private file, never argv).
-# It comes right after `base` so the classic builder, which builds every
-# stage up to its target, builds nothing else for it.
-FROM base AS redis
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /usr/share/doc/* /usr/share/man/* \
- && redis-server --version \
- && install -d -o 10001 -g 10001 -m 0700 /data
-COPY hack/redis/ember-redis /usr/local/bin/ember-redis
-USER 10001:10001
-WORKDIR /data
-EXPOSE 6379
-ENTRYPOINT ["/usr/local/bin/ember-redis"]
-
 FROM base AS wheels
 COPY build/wheels /wheels
 
@@ -70,3 +51,22 @@ COPY --from=controlplane-build /opt/ember/site /opt/ember/site
 USER 10001:10001
 WORKDIR /tmp
 ENTRYPOINT ["python3", "-m", "ember_operator"]
+
+# --- redis (the chart's bundled broker) -----------------------------------
+# Debian's redis-server on the same base, installed with apt from the
+# base's own Debian sources (the build needs the network for this target
+# alone; hack/images.sh gives it the host's). Config comes from
+# ember-redis at start (the password into a private file, never argv).
+# It comes last: the classic builder builds every stage before its target,
+# and the other targets must not need the network.
+FROM base AS redis
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /usr/share/doc/* /usr/share/man/* \
+ && redis-server --version \
+ && install -d -o 10001 -g 10001 -m 0700 /data
+COPY hack/redis/ember-redis /usr/local/bin/ember-redis
+USER 10001:10001
+WORKDIR /data
+EXPOSE 6379
+ENTRYPOINT ["/usr/local/bin/ember-redis"]

@@ -12,6 +12,23 @@ BASE_IMAGE="${BASE_IMAGE:-ember/python-base:bookworm}"
 [[ -d build/wheels ]] || die "no build/wheels: run make wheels"
 if [[ "$BASE_IMAGE" == ember/python-base:* ]]; then hack/cluster/images-base.sh; else hack/cluster/docker.sh; fi
 
+# The wheels come from the host's Python; the image's may be older and need
+# more (redis-py wants async-timeout below Python 3.11.3, and Debian's is
+# 3.11.2). Ask the image's own pip what the wheels lack, offline, and add it.
+complete_wheels() {
+  local py="${PY:-.venv/bin/python}" missing _
+  for _ in 1 2 3 4 5; do
+    missing="$(docker_cli run --rm --network none -v "$PWD/build/wheels:/wheels:ro" "$BASE_IMAGE" \
+      python3 -m pip install --dry-run --no-index --find-links /wheels --target /tmp/site \
+      ember-operator ember-runtime 2>&1 | sed -n 's/.*No matching distribution found for //p' | head -1 || true)"
+    [[ -n "$missing" ]] || return 0
+    info "the image's Python also needs ${missing%%;*}: adding its wheel"
+    "$py" -m pip wheel -q --no-deps --wheel-dir build/wheels "${missing%%;*}" >/dev/null \
+      || die "could not build a wheel of ${missing%%;*}"
+  done
+  die "wheels still incomplete for $BASE_IMAGE"
+}
+
 build() { # build TARGET IMAGE [docker build options]
   local t0=$SECONDS log; log="$(mktemp)"
   if ! docker_cli build "${@:3}" --build-arg "BASE=$BASE_IMAGE" --target "$1" -t "$2" . >"$log" 2>&1; then
@@ -25,6 +42,7 @@ content_tag() { # content_tag IMAGE: also tag IMAGE by its content id, print tha
   docker_cli tag "$1" "${1%:*}:id-$id"
   echo "id-$id"
 }
+complete_wheels
 step "building images on $BASE_IMAGE"
 build runtime "ember/runtime:$TAG"
 build controlplane "ember/controller:$TAG"
