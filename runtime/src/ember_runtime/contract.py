@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ember_runtime.logs import FunctionLogger
+from ember_runtime.tracing import is_traceparent
 
 Handler = Callable[[Any, "Context"], Any]
 Headers = list[tuple[str, str]]
@@ -110,11 +111,12 @@ def trace_id_of(traceparent: str | None) -> str | None:
 
 
 def valid_traceparent(value: str | None) -> str | None:
-    """Return ``value`` when it is a well-formed W3C traceparent, else None."""
+    """Return ``value`` when it is a well-formed W3C traceparent (the
+    gateway's rule, ``tracing.is_traceparent``), else None."""
     if value is None:
         return None
-    value = value.strip().lower()
-    return value if _TRACEPARENT.match(value) and not value.startswith("ff") else None
+    value = value.strip()
+    return value if is_traceparent(value.encode("latin-1", "replace")) else None
 
 
 def parse_query(query_string: str) -> dict[str, str]:

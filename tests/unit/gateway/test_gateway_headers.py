@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from ember_operator.gateway.headers import request_head, response_head, valid_traceparent
+from ember_operator.gateway.headers import request_head, response_head
+from ember_runtime.tracing import is_traceparent
 
 pytestmark = pytest.mark.unit
 
@@ -76,7 +77,7 @@ def test_a_trace_is_started_when_none_or_a_bad_one_came() -> None:
     for headers in ([], [(b"traceparent", b"garbage")]):
         _line, h = parse(request_head(b"GET", b"/", headers, b"r", b"1.2.3.4", 0))
         d = dict(h)
-        assert valid_traceparent(d[b"traceparent"])
+        assert is_traceparent(d[b"traceparent"])
         assert b"x-ember-signature" not in d
         assert d[b"host"]  # HTTP/1.1 to the pod needs one
 

@@ -48,7 +48,11 @@ def test_remaining_ms_never_negative() -> None:
     ("value", "ok"),
     [
         ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", True),
-        ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01", True),
+        (" 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 ", True),
+        # Trace Context ids are lowercase hex, never all zeros.
+        ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01", False),
+        ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", False),
+        ("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", False),
         ("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", False),
         ("00-xyz-00f067aa0ba902b7-01", False),
         ("", False),

@@ -17,6 +17,8 @@ from __future__ import annotations
 import random
 from http import HTTPStatus
 
+from ember_runtime.tracing import is_traceparent
+
 HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -39,23 +41,9 @@ _REQUEST_DROP = HOP_BY_HOP | {
     b"x-forwarded-for",
 }
 _RESPONSE_DROP = HOP_BY_HOP | {b"content-length"}
-_HEX = frozenset(b"0123456789abcdef")
 # Body lengths that are not lengths: how a streamed body of unknown length is framed.
 CHUNKED = -1
 UNTIL_CLOSE = -2
-
-
-def valid_traceparent(value: bytes) -> bool:
-    """W3C ``version-traceid-parentid-flags``, ids not all zero."""
-    if len(value) != 55 or value[2:3] != b"-" or value[35:36] != b"-" or value[52:53] != b"-":
-        return False
-    hexdigits = value[:2] + value[3:35] + value[36:52] + value[53:]
-    return (
-        all(c in _HEX for c in hexdigits)
-        and value[:2] != b"ff"
-        and value[3:35] != b"0" * 32
-        and value[36:52] != b"0" * 16
-    )
 
 
 def new_traceparent() -> bytes:
@@ -96,7 +84,7 @@ def request_head(
         if low == b"host":
             host = value
         elif low == b"traceparent":
-            if not valid_traceparent(value):
+            if not is_traceparent(value):
                 continue
             trace = True
         elif low == b"x-forwarded-proto":
