@@ -58,7 +58,11 @@ for i in $(seq 1 60); do
   ((i == 60)) && die "invocation $id did not finish in 60s (last status: ${status:-none})"
   sleep 1
 done
-echo "$status"
+# One line: the status, the attempts and the function's answer.
+python3 -c "import json, sys
+r = json.loads(sys.argv[1])
+said = r.get('result', {}).get('body') or r.get('error', '')
+print(r['status'], 'after', r['attempts'], 'attempt(s):', said)" "$status"
 info "Ember is up in $((SECONDS - t0))s. KUBECONFIG=$KUBECONFIG"
 info "hello's URL: $url"
 info "try: curl -s -H 'content-type: application/json' -d '{\"name\": \"you\"}' $url"
