@@ -52,6 +52,7 @@ from tests.e2e.async_helpers import (
     sigkill,
     submit,
     trigger_slot,
+    wait_dispatchers_ready,
     wait_final,
     wait_function_pods_ready,
     wait_trigger_ready,
@@ -299,6 +300,7 @@ def test_poison_calls_are_dead_lettered_on_schedule_and_succeed_after_a_fix_and_
     k8s: client.ApiClient, ns: str, release: dict[str, Any]
 ) -> None:
     fn = "flaky"
+    wait_dispatchers_ready(k8s, ns)  # an earlier test may have killed them
     create_function(k8s, ns, fn, FLAKY_V1, concurrency=10, scale={"min": 1, "max": 1})
     wait_function_pods_ready(k8s, ns, fn)
     url = f"{release['gateway']}/async/{ns}/{fn}"
@@ -412,6 +414,7 @@ def test_a_cron_trigger_fires_each_tick_once_across_a_restart_of_every_dispatche
     k8s: client.ApiClient, ns: str, release: dict[str, Any]
 ) -> None:
     fn, trigger, every = "ticker", "every-2s", 2
+    wait_dispatchers_ready(k8s, ns)  # an earlier test may have killed them
     create_function(k8s, ns, fn, TICKER, scale={"min": 1, "max": 1})
     wait_function_pods_ready(k8s, ns, fn)
     create_trigger(
@@ -484,6 +487,7 @@ def test_a_queue_trigger_against_a_one_at_a_time_function_loses_nothing_and_burn
     k8s: client.ApiClient, ns: str, release: dict[str, Any]
 ) -> None:
     fn, trigger = "slow", "orders"
+    wait_dispatchers_ready(k8s, ns)  # an earlier test may have killed them
     stream = f"orders-{ns}"
     create_function(k8s, ns, fn, SLOW, concurrency=1, scale={"min": 1, "max": 1})
     wait_function_pods_ready(k8s, ns, fn)
