@@ -96,13 +96,13 @@ def test_defaults_install_redis_and_two_dispatchers_wired_to_it() -> None:
 
 def test_the_gateway_takes_its_async_values() -> None:
     docs = render(
-        "gateway.async.callbackHosts={hooks.example.com,*.apps.internal:8443}",
+        "gateway.async.callbackHosts={hooks.example.com,*.apps.internal,fd00::1}",
         "gateway.async.maxBodyBytes=2048",
         "gateway.async.retentionSeconds=60",
         "operator.watchNamespaces={a,b}",
     )
     g = env(one(docs, "Deployment", "-gateway"))
-    assert g["EMBER_ASYNC_CALLBACK_HOSTS"] == "hooks.example.com,*.apps.internal:8443"
+    assert g["EMBER_ASYNC_CALLBACK_HOSTS"] == "hooks.example.com,*.apps.internal,fd00::1"
     assert g["EMBER_ASYNC_MAX_BODY_BYTES"] == "2048"
     assert g["EMBER_ASYNC_RETENTION_SECONDS"] == "60"
     assert env(one(docs, "Deployment", "-dispatcher"))["EMBER_WATCH_NAMESPACES"] == "a,b"
@@ -285,6 +285,7 @@ def test_without_a_dispatcher_nothing_of_it_renders() -> None:
         (["redis.external.url=http://redis:6379"], "url"),
         (["dispatcher.replicas=0"], "replicas"),
         (["gateway.async.callbackHosts={http://x/}"], "callbackHosts"),
+        (["gateway.async.callbackHosts={hooks.example.com:8443}"], "callbackHosts"),
         (["redis.persistence.size=lots"], "size"),
         (["dispatcher.async.backoff.initialSeconds=0"], "initialSeconds"),
     ],

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from ember_operator.dispatch.http1 import Http1Pool, parse_http_url
 from ember_operator.dispatch.message import Message
 from ember_operator.dispatch.policy import Outcome
 
@@ -38,10 +39,15 @@ class Invoker:
         self, gateway_url: str, timeout_seconds: float, max_body: int, connections: int = 256
     ) -> None:
         self.base = gateway_url.rstrip("/")
+        self.seconds = timeout_seconds
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self.max_body = max_body
         self.connections = connections
         self._session: aiohttp.ClientSession | None = None
+        plain = parse_http_url(self.base)
+        # Plain http (the gateway's Service): the lean client; https: aiohttp.
+        self.pool = Http1Pool(plain[0], plain[1], max_body, connections) if plain else None
+        self.prefix = plain[2] if plain else ""
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -52,6 +58,8 @@ class Invoker:
         return self._session
 
     async def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
         if self._session is not None:
             await self._session.close()
 

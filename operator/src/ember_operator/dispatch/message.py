@@ -2,10 +2,11 @@
 
 One ``Message`` is one invocation in transit: the request (body and
 headers), where it stands (``attempt``, the last ``error``) and what to do
-with its result (``callback``). Ember's own streams (a Function's async
-stream, its dead letters) hold it as plain stream fields, readable with
-``XRANGE``; the retry stream and the delayed set hold it packed in one
-JSON field, because a Lua script moves it from one to the other whole.
+with its result (``callback``). Ember's streams hold it packed, one JSON
+field ``m`` (``pack``): the async stream (fewer arguments per submission),
+the retry stream and the delayed set (a Lua script moves it whole). Dead
+letters, read by people, are plain stream fields (``to_fields``), and
+``from_fields`` reads either form.
 
 A queue Trigger's stream is the user's, in the user's format:
 ``from_queue`` reads it (a ``body`` field is the body, with its

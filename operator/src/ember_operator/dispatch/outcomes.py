@@ -4,7 +4,8 @@ stream entry only once the outcome is written.
 
 Order is what makes "never lost" hold: the new copy (a retry, a dead
 letter) and the record are written first, the entry is acknowledged last.
-On Ember's own streams all of it is one ``MULTI`` in the source's slot.
+On Ember's own streams all of it is one ``MULTI`` in the source's slot
+(a success, the hot path, one script: one round trip).
 A queue Trigger's stream and dead-letter stream are the user's and may
 live in other slots: there the dead letter is written first, the slot's
 transaction second, the ``XACK`` last, so a crash in between leaves the
@@ -22,6 +23,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from ember_operator.dispatch import scripts
+from ember_operator.dispatch.batch import Batcher
 from ember_operator.dispatch.message import Message, pack, queue_dead_letter, to_fields
 from ember_operator.dispatch.sources import Lane, Source
 
@@ -36,8 +38,8 @@ class Outcomes:
         self.consumer = consumer
         self.ttl = str(max(1, int(retention_seconds)))
         self.max_result = max_result_bytes
-        self._begin = redis.register_script(scripts.BEGIN)
         self._move = redis.register_script(scripts.MOVE_DUE)
+        self.batch = Batcher(redis, {"begin": scripts.BEGIN, "succeed": scripts.SUCCEED})
 
     async def begin(self, source: Source, m: Message) -> str:
         """'run', or why the copy must only be acknowledged: 'final',
@@ -48,7 +50,7 @@ class Outcomes:
             ks.append(slot.done(m.idempotency_key))
         args: list[str | int] = [m.attempt, m.seq, repr(time.time()), self.consumer, self.ttl]
         args += [f"{source.namespace}/{source.function}", m.source, repr(m.first)]
-        got = await self._begin(keys=ks, args=args)
+        got = await self.batch.call("begin", ks, args)
         return got.decode() if isinstance(got, bytes) else str(got)
 
     async def _commit(self, lane: Lane, entry_id: str, pipe: Pipeline) -> None:
@@ -83,20 +85,19 @@ class Outcomes:
         body: bytes,
     ) -> None:
         slot = source.slot
-        pipe = self.redis.pipeline(transaction=True)
-        record = slot.record(m.id)
-        mapping: dict[str, str | bytes] = {
-            "status": "succeeded",
-            "finished": repr(time.time()),
-            "error": "",
-        }
-        mapping.update(self._result(source, status, headers, body))
-        pipe.hset(record, mapping=mapping)  # type: ignore[arg-type]
-        pipe.hdel(record, "next")
-        pipe.expire(record, int(self.ttl))
+        mapping = self._result(source, status, headers, body)
+        mapping["finished"] = repr(time.time())
+        ks = [slot.record(m.id)]
+        if lane.owned:
+            ks.append(lane.stream)
         if m.idempotency_key and source.kind == "trigger":
-            pipe.set(slot.done(m.idempotency_key), m.id, ex=int(self.ttl))
-        await self._commit(lane, entry_id, pipe)
+            ks.append(slot.done(m.idempotency_key))
+        args: list[str | bytes] = [self.ttl, "1" if lane.owned else "0", lane.group, entry_id, m.id]
+        for k, v in mapping.items():
+            args += [k, v]
+        await self.batch.call("succeed", ks, args)
+        if not lane.owned:
+            await self.redis.xack(lane.stream, lane.group, entry_id)
 
     async def requeue(
         self, source: Source, lane: Lane, entry_id: str, later: Message, due: float

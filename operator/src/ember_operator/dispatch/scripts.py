@@ -59,3 +59,23 @@ for _, m in ipairs(due) do
 end
 return #due
 """
+
+# A success, in one round trip (the hot path). KEYS: record[, stream][, done key]
+# ARGV: ttl, ack here ('1': XACK and XDEL the entry of KEYS[2]), group,
+# entry id, invocation id, field, value, ...
+SUCCEED = """
+local ttl = tonumber(ARGV[1])
+local fields = {}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], 'status', 'succeeded', 'error', '', unpack(fields))
+redis.call('HDEL', KEYS[1], 'next')
+redis.call('EXPIRE', KEYS[1], ttl)
+local k = 2
+if ARGV[2] == '1' then
+  redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
+  redis.call('XDEL', KEYS[2], ARGV[4])
+  k = 3
+end
+if KEYS[k] then redis.call('SET', KEYS[k], ARGV[5], 'EX', ttl) end
+return 1
+"""

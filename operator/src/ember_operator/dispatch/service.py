@@ -12,7 +12,9 @@ finish.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+from pathlib import Path
 
 from ember_operator.dispatch.admin import DispatchAdmin
 from ember_operator.dispatch.dispatcher import Dispatcher
@@ -30,14 +32,21 @@ async def serve(settings: DispatchSettings) -> int:
     loop = asyncio.get_running_loop()
     logs.write_in_background()
     dispatcher = Dispatcher(settings)
-    kube = await Kube.connect()
-    cluster = ClusterSources(kube, dispatcher.sources, settings.namespaces)
+    kube: Kube | None = None
+    cluster: ClusterSources | None = None
+    if settings.feed_file:
+        text = Path(settings.feed_file).read_text()  # noqa: ASYNC240 (once, at start)
+        for obj in json.loads(text):
+            dispatcher.sources.apply(str(obj.get("kind")), "ADDED", obj)
+    else:
+        kube = await Kube.connect()
+        cluster = ClusterSources(kube, dispatcher.sources, settings.namespaces)
     stopping = asyncio.Event()
 
     def readiness() -> str | None:
         if stopping.is_set():
             return "draining"
-        if not cluster.synced:
+        if cluster is not None and not cluster.synced:
             return "syncing"
         if not dispatcher.redis_ok:
             return "redis unreachable"
@@ -51,7 +60,8 @@ async def serve(settings: DispatchSettings) -> int:
     conns.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    cluster.start()
+    if cluster is not None:
+        cluster.start()
     await dispatcher.start()
     logs.emit(
         "info",
@@ -59,14 +69,17 @@ async def serve(settings: DispatchSettings) -> int:
         consumer=dispatcher.consumer,
         gateway=settings.gateway_url,
         metrics_port=settings.metrics_port,
+        feed=settings.feed_file or "cluster",
     )
     await stopping.wait()
     logs.emit("info", "draining", inflight=dispatcher.inflight)
-    await cluster.stop()
+    if cluster is not None:
+        await cluster.stop()
     await dispatcher.stop()
     server.close()
     conns.stop()
-    await kube.close()
+    if kube is not None:
+        await kube.close()
     logs.emit("info", "stopped")
     logs.flush()
     return 0

@@ -52,6 +52,9 @@ class DispatchSettings:
     redis_timeout_seconds: float = 5.0
     callback_attempts: int = 3
     callback_timeout_seconds: float = 10.0
+    # Read Functions and Triggers from this JSON file instead of the cluster
+    # (development and benchmarks), as the gateway's EMBER_GATEWAY_FEED_FILE.
+    feed_file: str | None = None
 
     @property
     def async_policy(self) -> RetryPolicy:
@@ -83,6 +86,7 @@ class DispatchSettings:
             "EMBER_ASYNC_MAX_RESULT_BYTES": ("max_result_bytes", int),
             "EMBER_ASYNC_DRAIN_SECONDS": ("drain_seconds", float),
             "EMBER_ASYNC_MAX_DELIVERIES": ("max_deliveries", int),
+            "EMBER_DISPATCH_FEED_FILE": ("feed_file", str),
         }
         for var, (name, parse) in plain.items():
             raw = get(var)

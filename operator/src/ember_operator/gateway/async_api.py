@@ -51,12 +51,15 @@ class AsyncApi:
         max_body: int,
         callback_hosts: str = "",
         draining: Callable[[], bool] = lambda: False,
+        access_log: bool = False,
     ) -> None:
         self.invocations = invocations
         self.knows = knows  # whether the gateway routes this Function
         self.max_body = max_body
         self.callback_hosts = parse_hosts(callback_hosts)
         self.draining = draining
+        # A line per submission, like the proxy's access log (off: ~10 us each).
+        self.access_log = access_log
         self.tasks: set[asyncio.Task[None]] = set()
         self.submitted = 0
 
@@ -220,13 +223,14 @@ class AsyncApi:
             status = str(record["status"]) if record else "queued"
         else:
             self.submitted += 1
-        logs.emit(
-            "info",
-            "async invocation queued" if created else "async invocation repeated",
-            request_id=request_id,
-            invocation_id=invocation_id,
-            function=f"{key[0]}/{key[1]}",
-        )
+        if self.access_log or not created:
+            logs.emit(
+                "info",
+                "async invocation queued" if created else "async invocation repeated",
+                request_id=request_id,
+                invocation_id=invocation_id,
+                function=f"{key[0]}/{key[1]}",
+            )
         payload = json.dumps({"invocationId": invocation_id, "status": status}).encode()
         location = f"/async/{key[0]}/{key[1]}/{invocation_id}"
         extra = [("x-ember-invocation-id", invocation_id), ("location", location)]

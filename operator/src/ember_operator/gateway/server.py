@@ -140,6 +140,7 @@ def async_api(settings: GatewaySettings, proxy: Proxy) -> AsyncApi:
         max_body=settings.async_max_body_bytes,
         callback_hosts=settings.async_callback_hosts,
         draining=lambda: proxy.draining,
+        access_log=settings.access_log,
     )
 
 
