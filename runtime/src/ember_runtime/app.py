@@ -138,7 +138,8 @@ class App:
         """Whether the call carries a valid gateway signature; else answer 403."""
         assert self.verifier is not None
         target = path + b"?" + query if query else path
-        why = self.verifier.check_call(headers, method, target, request_id, time.time())
+        local = conn.local_address()
+        why = self.verifier.check_call(headers, method, target, request_id, local, time.time())
         if why is None:
             return True
         conn.send(self._fault(FORBIDDEN, why, request_id))

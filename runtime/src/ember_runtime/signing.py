@@ -9,9 +9,13 @@ derived from one per-install secret (``function_key``), so a function that
 learns its own key (it is in its env) cannot forge calls to another.
 
 The signature covers the method, the raw request target (path and query),
-the request id and a timestamp; the runtime refuses it outside a window of
-``REPLAY_WINDOW_SECONDS`` either way, and a ``(timestamp, request id)`` it
-has already served within the window (a replay). The replay memory is
+the request id, a timestamp and the pod it was sent to (the address the
+gateway connected to, which the runtime reads off its own socket); the
+runtime refuses it outside a window of ``REPLAY_WINDOW_SECONDS`` either
+way, and a ``(timestamp, request id)`` it has already served within the
+window (a replay). Binding the pod makes the replay memory enough though
+each pod keeps its own: a call captured on its way to one pod is refused
+by every other pod of the Function, and by its own as a replay. The replay memory is
 bounded: under more load than it holds, the oldest second is forgotten and
 calls stamped at or before it are refused, so memory never grows and no
 forgotten signature can be replayed.
@@ -26,12 +30,12 @@ import hashlib
 import hmac
 import time
 
-SIGNATURE_HEADER = "x-ember-signature"  # value: "t=<unix seconds>,v1=<hex hmac-sha256>"
+SIGNATURE_HEADER = "x-ember-signature"  # value: "t=<unix seconds>,v2=<hex hmac-sha256>"
 REPLAY_WINDOW_SECONDS = 60
 
 _KEY_CONTEXT = b"ember/function-key/v1\0"
 _HEADER_NAME = SIGNATURE_HEADER.encode("ascii")
-_HEADER_SHAPE = "expected t=<unix seconds>,v1=<64 hex digits>"
+_HEADER_SHAPE = "expected t=<unix seconds>,v2=<64 hex digits>"
 
 
 def function_key(install_secret: bytes, namespace: str, name: str) -> bytes:
@@ -51,20 +55,35 @@ def canonical_target(target: bytes) -> bytes:
     return target
 
 
-def _mac(key: bytes, timestamp: bytes, method: bytes, target: bytes, request_id: bytes) -> str:
+def pod_address(host: str, port: int) -> bytes:
+    """How a pod is named in a signature: ``ip:port`` (``[ip]:port`` for IPv6)."""
+    return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}").encode("ascii")
+
+
+def _mac(
+    key: bytes, timestamp: bytes, method: bytes, target: bytes, request_id: bytes, pod: bytes
+) -> str:
     # Newline-separated: no field can hold one (HTTP forbids it in a method
     # or target; the runtime takes only printable request ids).
-    message = b"v1\n%s\n%s\n%s\n%s" % (timestamp, method, canonical_target(target), request_id)
+    message = b"v2\n%s\n%s\n%s\n%s\n%s" % (
+        timestamp,
+        method,
+        canonical_target(target),
+        request_id,
+        pod,
+    )
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def sign(key: bytes, method: str, target: str, request_id: str, now: float | None = None) -> str:
-    """The ``x-ember-signature`` value for one call.
+def sign(
+    key: bytes, method: str, target: str, request_id: str, pod: bytes, now: float | None = None
+) -> str:
+    """The ``x-ember-signature`` value for one call to one pod.
 
     ``target`` is the raw request target the runtime will receive (path plus
     ``?query`` if any); it and ``request_id`` (the ``x-request-id`` sent
     with the call) are taken as latin-1, byte for byte, as the HTTP core
-    decodes them.
+    decodes them. ``pod`` is ``pod_address`` of where the call goes.
     """
     t = b"%d" % int(time.time() if now is None else now)
     mac = _mac(
@@ -73,8 +92,9 @@ def sign(key: bytes, method: str, target: str, request_id: str, now: float | Non
         method.upper().encode("ascii"),
         target.encode("latin-1"),
         request_id.encode("latin-1"),
+        pod,
     )
-    return f"t={t.decode()},v1={mac}"
+    return f"t={t.decode()},v2={mac}"
 
 
 def key_id(key: bytes) -> str:
@@ -116,13 +136,19 @@ class Verifier:
         self._pruned = -1
 
     def check(
-        self, header: bytes | None, method: bytes, target: bytes, request_id: str, now: float
+        self,
+        header: bytes | None,
+        method: bytes,
+        target: bytes,
+        request_id: str,
+        pod: bytes,
+        now: float,
     ) -> str | None:
         """None when the call may run (and it is remembered), else why not."""
         if header is None:
             return f"unsigned call: no {SIGNATURE_HEADER} header"
         t_field, comma, v_field = header.partition(b",")
-        if not comma or t_field[:2] != b"t=" or v_field[:3] != b"v1=" or len(v_field) != 67:
+        if not comma or t_field[:2] != b"t=" or v_field[:3] != b"v2=" or len(v_field) != 67:
             return f"malformed {SIGNATURE_HEADER} header: {_HEADER_SHAPE}"
         t_bytes = t_field[2:]
         if not t_bytes.isdigit() or len(t_bytes) > 12:
@@ -136,11 +162,11 @@ class Verifier:
                 f"signature from the future: {-age:.0f}s ahead of this pod's clock,"
                 f" the window is {self.window:g}s"
             )
-        expected = _mac(self.key, t_bytes, method, target, request_id.encode("latin-1"))
+        expected = _mac(self.key, t_bytes, method, target, request_id.encode("latin-1"), pod)
         if not hmac.compare_digest(expected.encode("ascii"), v_field[3:].lower()):
             return (
-                "bad signature: it does not match this call's method, target and"
-                " request id under this function's key"
+                "bad signature: it does not match this call's method, target,"
+                " request id and pod under this function's key"
             )
         return self._remember(t, request_id, now)
 
@@ -150,10 +176,13 @@ class Verifier:
         method: bytes,
         target: bytes,
         request_id: str,
+        local: tuple[str, int] | None,
         now: float,
     ) -> str | None:
-        """``check`` with the signature taken from raw request headers."""
-        return self.check(find_signature(headers), method, target, request_id, now)
+        """``check`` with the signature taken from raw request headers, for
+        a call that came to ``local`` (this pod's address on its socket)."""
+        pod = pod_address(*local) if local else b""
+        return self.check(find_signature(headers), method, target, request_id, pod, now)
 
     def _remember(self, t: int, request_id: str, now: float) -> str | None:
         second = int(now)

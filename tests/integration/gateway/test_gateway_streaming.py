@@ -29,6 +29,7 @@ from tests.integration.runtime.runtime_harness import Runtime, start_runtime
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 MiB = 1024 * 1024
+OCTETS = {"content-type": "application/octet-stream"}
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -69,9 +70,7 @@ async def test_a_large_upload_and_answer_pass_intact(gateway: Gateway, runtime: 
     route(gateway, runtime.port)
     body = pattern(3 * MiB + 7)
     async with gw_client(gateway) as c:
-        r = await c.post(
-            "/fn/t/app/digest", content=body, headers={"content-type": "application/octet-stream"}
-        )
+        r = await c.post("/fn/t/app/digest", content=body, headers=OCTETS)
         assert r.status_code == 200, r.text
         assert r.json() == {"len": len(body), "sha256": hashlib.sha256(body).hexdigest()}
 
@@ -79,9 +78,7 @@ async def test_a_large_upload_and_answer_pass_intact(gateway: Gateway, runtime: 
             for i in range(0, len(body), 100_000):
                 yield body[i : i + 100_000]
 
-        r = await c.post(
-            "/fn/t/app/digest", content=pieces(), headers={"content-type": "application/octet-stream"}
-        )
+        r = await c.post("/fn/t/app/digest", content=pieces(), headers=OCTETS)
         assert r.status_code == 200, r.text
         assert r.json()["sha256"] == hashlib.sha256(body).hexdigest()
         r = await c.get("/fn/t/app/big", params={"n": str(5 * MiB)})
@@ -138,15 +135,14 @@ async def test_the_caller_reads_an_answer_before_the_pod_has_written_it_all(
 
     server, port = await raw_pod(pod)
     route(gateway, port)
-    async with server, gw_client(gateway) as c:
-        async with c.stream("GET", "/fn/t/app/down") as r:
-            assert r.status_code == 200 and r.headers["transfer-encoding"] == "chunked"
-            got = b""
-            async for data in r.aiter_raw():
-                got += data
-                if len(got) >= 100_000:
-                    go_on.set()
-            assert got == b"a" * 100_000 + b"end"
+    async with server, gw_client(gateway) as c, c.stream("GET", "/fn/t/app/down") as r:
+        assert r.status_code == 200 and r.headers["transfer-encoding"] == "chunked"
+        got = b""
+        async for data in r.aiter_raw():
+            got += data
+            if len(got) >= 100_000:
+                go_on.set()
+        assert got == b"a" * 100_000 + b"end"
 
 
 async def test_a_caller_that_stops_reading_stops_the_pod(gateway: Gateway) -> None:
@@ -323,8 +319,6 @@ async def test_a_streamed_upload_is_retried_when_a_pod_refuses_the_connection(
     body = pattern(200_000)
     async with gw_client(gateway) as c:
         for _ in range(4):
-            r = await c.post(
-                "/fn/t/app/digest", content=body, headers={"content-type": "application/octet-stream"}
-            )
+            r = await c.post("/fn/t/app/digest", content=body, headers=OCTETS)
             assert r.status_code == 200, r.text
             assert r.json()["sha256"] == hashlib.sha256(body).hexdigest()

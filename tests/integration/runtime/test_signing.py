@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ember_runtime.signing import SIGNATURE_HEADER, function_key, sign
+from ember_runtime.signing import SIGNATURE_HEADER, function_key, pod_address, sign
 from tests.integration.runtime.runtime_harness import Runtime, start_runtime
 
 pytestmark = pytest.mark.integration
@@ -29,10 +29,17 @@ def signed_runtime(module_tmp: Path, request: pytest.FixtureRequest) -> Iterator
 
 
 def signed_headers(
-    method: str, target: str, key: bytes = KEY, now: float | None = None
+    rt: Runtime,
+    method: str,
+    target: str,
+    key: bytes = KEY,
+    now: float | None = None,
+    host: str = "127.0.0.1",
 ) -> dict[str, str]:
+    """Headers of a call signed for the runtime at ``host`` (its port)."""
     rid = uuid.uuid4().hex
-    return {"x-request-id": rid, SIGNATURE_HEADER: sign(key, method, target, rid, now=now)}
+    pod = pod_address(host, rt.port)
+    return {"x-request-id": rid, SIGNATURE_HEADER: sign(key, method, target, rid, pod, now=now)}
 
 
 def assert_forbidden(r: httpx.Response, says: str) -> None:
@@ -45,10 +52,12 @@ def assert_forbidden(r: httpx.Response, says: str) -> None:
 
 def test_a_signed_call_runs(signed_runtime: Runtime) -> None:
     with signed_runtime.client() as c:
-        r = c.post("/echo?a=1", json={"x": 1}, headers=signed_headers("POST", "/echo?a=1"))
+        r = c.post(
+            "/echo?a=1", json={"x": 1}, headers=signed_headers(signed_runtime, "POST", "/echo?a=1")
+        )
         assert r.status_code == 200, r.text
         assert r.json()["event"] == {"x": 1}
-        h = signed_headers("GET", "/json")
+        h = signed_headers(signed_runtime, "GET", "/json")
         r = c.get("/json", headers=h)
         assert r.status_code == 200, r.text
         assert r.headers["x-request-id"] == h["x-request-id"]
@@ -61,28 +70,36 @@ def test_an_unsigned_call_is_403(signed_runtime: Runtime) -> None:
 
 
 def test_a_stale_call_is_403(signed_runtime: Runtime) -> None:
-    h = signed_headers("GET", "/json", now=time.time() - 120)
+    h = signed_headers(signed_runtime, "GET", "/json", now=time.time() - 120)
     assert_forbidden(httpx.get(signed_runtime.url + "/json", headers=h), "stale")
 
 
 def test_a_replay_is_403(signed_runtime: Runtime) -> None:
-    h = signed_headers("GET", "/json")
+    h = signed_headers(signed_runtime, "GET", "/json")
     assert httpx.get(signed_runtime.url + "/json", headers=h).status_code == 200
     assert_forbidden(httpx.get(signed_runtime.url + "/json", headers=h), "replayed")
 
 
 def test_tampered_and_foreign_calls_are_403(signed_runtime: Runtime) -> None:
     url = signed_runtime.url
-    h = signed_headers("GET", "/json")
+    h = signed_headers(signed_runtime, "GET", "/json")
     assert_forbidden(httpx.post(url + "/json", headers=h), "bad signature")
-    h = signed_headers("GET", "/json")
+    h = signed_headers(signed_runtime, "GET", "/json")
     assert_forbidden(httpx.get(url + "/json?x=1", headers=h), "bad signature")
     other = function_key(SECRET, "test", "other")  # another function's key
-    h = signed_headers("GET", "/json", key=other)
+    h = signed_headers(signed_runtime, "GET", "/json", key=other)
     r = httpx.get(url + "/json", headers=h)
     assert_forbidden(r, "bad signature")
-    assert h[SIGNATURE_HEADER].split("v1=")[1] not in r.text
-    assert sign(KEY, "GET", "/json", h["x-request-id"]).split("v1=")[1] not in r.text
+    assert h[SIGNATURE_HEADER].split("v2=")[1] not in r.text
+    pod = pod_address("127.0.0.1", signed_runtime.port)
+    assert sign(KEY, "GET", "/json", h["x-request-id"], pod).split("v2=")[1] not in r.text
+
+
+def test_a_call_signed_for_another_pod_is_403(signed_runtime: Runtime) -> None:
+    """Each pod keeps its own replay memory, so a signature names its pod: a
+    call captured on its way to one pod cannot be replayed at another."""
+    h = signed_headers(signed_runtime, "GET", "/json", host="10.9.8.7")  # another pod's
+    assert_forbidden(httpx.get(signed_runtime.url + "/json", headers=h), "bad signature")
 
 
 def test_probes_and_metrics_stay_unsigned(signed_runtime: Runtime) -> None:
@@ -99,7 +116,10 @@ def test_probes_and_metrics_stay_unsigned(signed_runtime: Runtime) -> None:
 def test_keep_alive_survives_a_refusal(signed_runtime: Runtime) -> None:
     with signed_runtime.client() as c:
         assert c.get("/json").status_code == 403
-        assert c.get("/json", headers=signed_headers("GET", "/json")).status_code == 200
+        assert (
+            c.get("/json", headers=signed_headers(signed_runtime, "GET", "/json")).status_code
+            == 200
+        )
 
 
 def test_the_refusal_is_logged_with_its_reason(signed_runtime: Runtime) -> None:
@@ -121,7 +141,7 @@ def test_without_a_key_unsigned_calls_run(module_tmp: Path) -> None:
         r = httpx.get(rt.url + "/json")
         assert (r.status_code, r.json()) == (200, {"ok": True, "n": [1, 2]})
         # A signature is ignored, not refused, when nothing checks it.
-        r = httpx.get(rt.url + "/json", headers={SIGNATURE_HEADER: "t=1,v1=00"})
+        r = httpx.get(rt.url + "/json", headers={SIGNATURE_HEADER: "t=1,v2=00"})
         assert r.status_code == 200
     finally:
         rt.stop()

@@ -135,8 +135,9 @@ def test_the_runtime_accepts_what_a_gateway_signs_with_the_rendered_key(
     value = base64.b64decode(secret["data"][SIGNING_KEY_FIELD]).decode()
     settings = parse_settings([], {"EMBER_TARGET": "main:handle", "EMBER_SIGNING_KEY": value})
     gateway_key = function_key(SECRET, fn.namespace, fn.name)
-    header = sign(gateway_key, "GET", "/", "rid", now=1000.0).encode()
-    assert Verifier(settings.signing_key).check(header, b"GET", b"/", "rid", 1000.0) is None
+    pod = b"10.0.0.7:8080"
+    header = sign(gateway_key, "GET", "/", "rid", pod, now=1000.0).encode()
+    assert Verifier(settings.signing_key).check(header, b"GET", b"/", "rid", pod, 1000.0) is None
 
 
 def test_config_reads_the_install_secret_file(tmp_path: Path) -> None:

@@ -64,6 +64,7 @@ class Call:
         "relay",
         "request_id",
         "responding",
+        "signing",
         "started",
         "status",
         "upstream",
@@ -88,6 +89,8 @@ class Call:
         self.responding = False  # an answer's head went to the caller
         self.chunked = False
         self.status = 0
+        # (signer, function, method, target, where in ``head`` the signature goes)
+        self.signing: tuple[Any, Any, bytes, bytes, int] | None = None
 
     def free(self) -> Pod | None:
         pod = self.pod
@@ -101,11 +104,16 @@ class Call:
     def start_on(self, conn: UpstreamConn) -> None:
         """Send the request on ``conn`` (the rest of a streamed body follows)."""
         self.upstream = conn
+        data = self.head
+        if self.signing is not None and self.pod is not None:
+            signer, function, method, target, at = self.signing
+            sig = signer.sign(function, method, target, self.request_id, self.pod.address)
+            data = b"%bx-ember-signature: %b\r\n%b" % (data[:at], sig, data[at:])
         relay = self.relay
         if relay is None:
-            conn.send(self, self.head, self.head_only)
+            conn.send(self, data, self.head_only)
             return
-        conn.send(self, self.head + relay.opening(), self.head_only, relay.done)
+        conn.send(self, data + relay.opening(), self.head_only, relay.done)
         if self.upstream is conn:  # not failed at once
             relay.connected(conn)
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from ember_operator.kube.objects import Key
+from ember_runtime import signing
 
 Addr = tuple[str, int]
 
@@ -37,6 +38,7 @@ class EndpointState(NamedTuple):
 class Pod:
     __slots__ = (
         "addr",
+        "address",
         "backoff_until",
         "gone",
         "idle",
@@ -50,6 +52,7 @@ class Pod:
 
     def __init__(self, addr: Addr) -> None:
         self.addr = addr
+        self.address = signing.pod_address(*addr)  # as a signature names it
         self.inflight = 0
         self.idle: list[Any] = []  # pooled keep-alive connections (upstream.UpstreamConn)
         self.ready = False  # the EndpointSlice says so

@@ -111,19 +111,18 @@ class Proxy:
             )
         target = fn_path + b"?" + query if query else fn_path
         rid = request_id.encode("latin-1")
-        signature = b""
-        if self.signer is not None:
-            signature = self.signer.sign(key, method, target, request_id)
         t = conn.transport
         peer = t.get_extra_info("peername") if t is not None else None
         client_ip = peer[0].encode() if peer else b"unknown"
         length = len(body) if isinstance(body, bytes) else max(body.length, CHUNKED)
-        head = request_head(method, target, headers, rid, client_ip, length, signature)
+        head = request_head(method, target, headers, rid, client_ip, length)
         call = Call(
             self, conn, backend, head + body if isinstance(body, bytes) else head, request_id
         )
         if isinstance(body, StreamedBody):
             call.relay = BodyRelay(call, body, self.settings.write_buffer_bytes)
+        if self.signer is not None:  # signed per pod, as each attempt goes out
+            call.signing = (self.signer, key, method, target, len(head) - 2)
         call.head_only = method == b"HEAD"
         backend.requests_total += 1
         if not backend.held:

@@ -35,9 +35,14 @@ class Signer:
             raise ValueError(f"{path}: {len(secret)} bytes; the install secret needs 16 or more")
         return cls(secret)
 
-    def sign(self, function: Key, method: bytes, target: bytes, request_id: str) -> bytes:
+    def sign(
+        self, function: Key, method: bytes, target: bytes, request_id: str, pod: bytes
+    ) -> bytes:
+        """The signature of one call to one pod (``signing.pod_address``)."""
         key = self.keys.get(function)
         if key is None:
             key = self.keys[function] = signing.function_key(self.secret, *function)
-        value = signing.sign(key, method.decode("latin-1"), target.decode("latin-1"), request_id)
+        value = signing.sign(
+            key, method.decode("latin-1"), target.decode("latin-1"), request_id, pod
+        )
         return value.encode("ascii")

@@ -213,6 +213,12 @@ class Answering:
         else:
             t.close()
 
+    def local_address(self) -> tuple[str, int] | None:
+        """The address the client connected to (host, port)."""
+        t = self.transport
+        sockname = t.get_extra_info("sockname") if t is not None else None
+        return (str(sockname[0]), int(sockname[1])) if sockname else None
+
     def _close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
