@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+import yaml
 from kubernetes import client
 
 from tests.conftest import REPO, on_kind
@@ -141,14 +142,27 @@ def test_the_bundled_redis_is_persistent_and_keeps_its_password_on_upgrade(
         "--reuse-values", "--dry-run=server",
     )  # fmt: skip
     manifest = out.split("MANIFEST:", 1)[1].split("NOTES:", 1)[0]
-    import yaml
-
     (secret,) = [
         d
         for d in yaml.safe_load_all(manifest)
         if d and d["kind"] == "Secret" and d["metadata"]["name"].endswith("-redis")
     ]
     assert secret["data"]["password"] == live.data["password"]
+    # Without a class named, the chart looks for the cluster's default one and,
+    # finding none (this cluster has no provisioner), uses an emptyDir rather
+    # than a claim that would stay Pending.
+    classes = client.StorageV1Api(k8s).list_storage_class().items
+    has_default = any(
+        (c.metadata.annotations or {}).get("storageclass.kubernetes.io/is-default-class") == "true"
+        for c in classes
+    )
+    out = helm(
+        kubeconfig, "template", "probe", str(REPO / "charts/ember"), "--namespace", ns,
+        "--dry-run=server", "--show-only", "templates/redis.yaml",
+    )  # fmt: skip
+    (deployment,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "Deployment"]
+    (data,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "data"]
+    assert ("persistentVolumeClaim" in data) == has_default, data
     # The Trigger kinds the dispatcher serves are reported as such.
     operator = component_pods(k8s, ns, "operator")[0]
     env = {e.name: e.value for e in operator.spec.containers[0].env}

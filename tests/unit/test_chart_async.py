@@ -193,6 +193,9 @@ def test_the_redis_password_is_generated_once_and_looked_up_on_upgrade() -> None
 
 
 def test_persistence_values_shape_the_claim() -> None:
+    # Offline (nothing to look up) the default renders a claim of the
+    # cluster's default class; at install, a cluster without a default class
+    # gets an emptyDir instead (tests/e2e/test_async.py renders that).
     claim = one(render(), "PersistentVolumeClaim", "-redis")
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
     assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
@@ -276,11 +279,23 @@ def test_without_a_dispatcher_nothing_of_it_renders() -> None:
     assert not [k for k in g if "REDIS" in k or "ASYNC" in k]
 
 
+def test_without_the_gateway_there_is_no_async_path() -> None:
+    docs = render("gateway.enabled=false")
+    assert not named(docs, "-redis") and not named(docs, "-dispatcher")
+    assert "EMBER_DISPATCHER_ENABLED" not in env(one(docs, "Deployment", "-operator"))
+
+
+def test_the_redis_image_follows_the_operator_tag_unless_given() -> None:
+    redis = one(render("operator.image.tag=t1"), "Deployment", "-redis")
+    assert container(redis)["image"] == "ember/redis:t1"
+    docs = render("operator.image.tag=t1", "redis.image.tag=r2", "redis.image.repository=my/redis")
+    assert container(one(docs, "Deployment", "-redis"))["image"] == "my/redis:r2"
+
+
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
         (["redis.enabled=false"], "dispatcher.enabled needs a Redis"),
-        (["gateway.enabled=false"], "dispatcher.enabled needs gateway.enabled=true"),
         (["redis.appendFsync=sometimes"], "appendFsync"),
         (["redis.external.url=http://redis:6379"], "url"),
         (["dispatcher.replicas=0"], "replicas"),

@@ -73,12 +73,13 @@ name an ingress the cluster cannot reach. */}}
 {{- end }}
 
 {{/* Redis: an external one when redis.external.url is set, else the bundled
-one when redis.enabled; "true" when either is there. */}}
+one when redis.enabled; "true" when either is there. Without the gateway
+there is no async API: no bundled Redis then (and no dispatcher). */}}
 {{- define "ember.redisExternal" -}}
 {{- if .Values.redis.external.url }}true{{ end }}
 {{- end }}
 {{- define "ember.redisBundled" -}}
-{{- if and .Values.redis.enabled (not .Values.redis.external.url) }}true{{ end }}
+{{- if and .Values.gateway.enabled .Values.redis.enabled (not .Values.redis.external.url) }}true{{ end }}
 {{- end }}
 {{- define "ember.redisAvailable" -}}
 {{- if or (include "ember.redisExternal" .) (include "ember.redisBundled" .) }}true{{ end }}
@@ -150,5 +151,45 @@ the connection), so every client verifies the server the same way. */}}
     defaultMode: 0444
     items:
       - {key: {{ .Values.redis.external.caKey }}, path: {{ .Values.redis.external.caKey }}}
+{{- end }}
+{{- end }}
+
+{{/* The dispatcher runs when enabled and the gateway it calls through is there. */}}
+{{- define "ember.dispatcherEnabled" -}}
+{{- if and .Values.dispatcher.enabled .Values.gateway.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The bundled Redis image: its tag defaults to the operator's (Ember's
+images are built and tagged together), then to the chart's appVersion. */}}
+{{- define "ember.redisImage" -}}
+{{- $tag := .Values.redis.image.tag | default .Values.operator.image.tag | default .Chart.AppVersion }}
+{{- printf "%s:%s" .Values.redis.image.repository $tag }}
+{{- end }}
+
+{{/* The bundled Redis's PersistentVolumeClaim name, or "" for an emptyDir:
+- persistence off: emptyDir;
+- existingClaim: that claim;
+- a storageClass named (or "-", no class): a claim of it;
+- else a claim of the cluster's default StorageClass, when it has one. At
+  install and upgrade the chart looks: with no default class, a claim would
+  stay Pending and Redis with it, so the data goes on an emptyDir (NOTES
+  says so). Rendered offline (`helm template`), nothing can be looked up and
+  the claim is rendered. */}}
+{{- define "ember.redisClaim" -}}
+{{- $p := .Values.redis.persistence }}
+{{- $claim := printf "%s-redis" (include "ember.fullname" .) }}
+{{- if not $p.enabled }}
+{{- else if $p.existingClaim }}{{ $p.existingClaim }}
+{{- else if $p.storageClass }}{{ $claim }}
+{{- else if not (lookup "v1" "Namespace" "" "kube-system") }}{{ $claim }}
+{{- else }}
+{{- $default := false }}
+{{- range (lookup "storage.k8s.io/v1" "StorageClass" "" "").items }}
+{{- $a := .metadata.annotations | default dict }}
+{{- if or (eq (index $a "storageclass.kubernetes.io/is-default-class" | default "") "true") (eq (index $a "storageclass.beta.kubernetes.io/is-default-class" | default "") "true") }}
+{{- $default = true }}
+{{- end }}
+{{- end }}
+{{- if $default }}{{ $claim }}{{ end }}
 {{- end }}
 {{- end }}
