@@ -11,6 +11,7 @@ dispatcher and runtime logs carry the same id.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 
@@ -73,11 +74,16 @@ class Invoker:
         headers["x-request-id"] = m.id
         if m.idempotency_key:
             headers["idempotency-key"] = m.idempotency_key
-        url = f"{self.base}/fn/{namespace}/{function}"
         try:
-            async with self.session().post(url, data=m.body, headers=headers) as r:
-                body = await r.content.read(self.max_body + 1)
-                answer = Answer(r.status, [(k.lower(), v) for k, v in r.headers.items()], body)
+            if self.pool is not None:
+                path = f"{self.prefix}/fn/{namespace}/{function}"
+                async with asyncio.timeout(self.seconds):
+                    answer = Answer(*await self.pool.post(path, headers, m.body))
+            else:
+                url = f"{self.base}/fn/{namespace}/{function}"
+                async with self.session().post(url, data=m.body, headers=headers) as r:
+                    body = await r.content.read(self.max_body + 1)
+                    answer = Answer(r.status, [(k.lower(), v) for k, v in r.headers.items()], body)
         except TimeoutError:
             return Outcome(None, "timed out waiting for the function"), None
         except (aiohttp.ClientError, OSError) as e:
