@@ -1,0 +1,283 @@
+"""async_throughput: messages per second end to end through the async path
+(POST /async -> Redis -> dispatcher -> gateway -> runtime -> result in
+Redis) against the same number of synchronous calls through the same
+gateway to the same runtime, in interleaved rounds.
+
+Everything is a real process on loopback: ``redis-server`` (append-only
+on, as the chart runs it), the runtime with the hello example, the
+gateway (``python -m ember_operator.gateway`` with a static feed and the
+async API on), and the dispatcher (``python -m ember_operator.dispatch``
+with a static feed). One round of each side sends ``--messages`` requests
+from ``--clients`` concurrent clients:
+
+* sync: each client POSTs to ``/fn/bench/hello`` and waits for the answer;
+  the rate is messages / (time until the last answer);
+* async: each client POSTs to ``/async/bench/hello`` (202); the rate is
+  messages / (time until the dispatcher has finished the last one), read
+  from its ``/metrics``.
+
+Also reported: the queueing delay of each async message (its record's
+``started`` minus ``created``: the time from the 202 to the call), p50 and
+p99 over all async rounds. Goal: the async rate at least 0.5x the sync rate.
+
+    python bench/async_throughput.py [--rounds 3] [--messages 2000] [--clients 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import aiohttp
+
+from _common import (
+    PYTHON,
+    free_port,
+    median,
+    percentile,
+    ratio,
+    report,
+    start_ember_runtime,
+    stop,
+    wait_http,
+)
+
+NS, FN = "bench", "hello"
+_SUCCEEDED = re.compile(
+    rb'^ember_dispatch_succeeded_total\{kind="function",namespace="bench",name="hello"\} (\S+)$',
+    re.M,
+)
+
+
+def feed(runtime_port: int, concurrency: int) -> list[dict[str, object]]:
+    return [
+        {
+            "kind": "Function",
+            "metadata": {"namespace": NS, "name": FN},
+            "spec": {"concurrency": concurrency, "timeoutSeconds": 30},
+        },
+        {
+            "kind": "EndpointSlice",
+            "metadata": {
+                "namespace": NS,
+                "name": "hello-1",
+                "labels": {"kubernetes.io/service-name": FN},
+            },
+            "ports": [{"name": "http", "port": runtime_port}],
+            "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}],
+        },
+    ]
+
+
+def start_redis(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(workdir),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, check=False
+        ).stdout
+        if "PONG" in out:
+            return proc
+        time.sleep(0.05)
+    stop(proc)
+    raise SystemExit("redis-server did not start")
+
+
+def start(module: str, env: dict[str, str], ready_url: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [PYTHON, "-m", module],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_http(ready_url, proc=proc)
+    return proc
+
+
+async def sync_round(base: str, messages: int, clients: int) -> float:
+    """Messages per second of synchronous calls through the gateway."""
+    todo = iter(range(messages))
+    async with aiohttp.ClientSession(base) as s:
+
+        async def client() -> None:
+            for n in todo:
+                async with s.post(f"/fn/{NS}/{FN}", json={"name": str(n)}) as r:
+                    await r.read()
+                    assert r.status == 200, r.status
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        return messages / (time.perf_counter() - started)
+
+
+async def succeeded(s: aiohttp.ClientSession, metrics_url: str) -> float:
+    async with s.get(metrics_url) as r:
+        m = _SUCCEEDED.search(await r.read())
+        return float(m.group(1)) if m else 0.0
+
+
+async def async_round(
+    base: str, metrics_url: str, messages: int, clients: int
+) -> tuple[float, list[str]]:
+    """Messages per second through the async path, and the invocation ids."""
+    todo = iter(range(messages))
+    ids: list[str] = []
+    async with aiohttp.ClientSession(base) as s:
+        before = await succeeded(s, metrics_url)
+
+        async def client() -> None:
+            for n in todo:
+                async with s.post(f"/async/{NS}/{FN}", json={"name": str(n)}) as r:
+                    body = await r.json()
+                    assert r.status == 202, (r.status, body)
+                    ids.append(body["invocationId"])
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        while await succeeded(s, metrics_url) < before + messages:  # noqa: ASYNC110 (a poll)
+            await asyncio.sleep(0.01)
+        return messages / (time.perf_counter() - started), ids
+
+
+async def queueing_delays(redis_port: int, ids: list[str]) -> list[float]:
+    """Seconds from each message's submission to the start of its call."""
+    from redis.asyncio import Redis
+
+    from ember_operator.dispatch import keys
+
+    slot = keys.function_keys(NS, FN)
+    r = Redis(host="127.0.0.1", port=redis_port)
+    pipe = r.pipeline(transaction=False)
+    for i in ids:
+        pipe.hmget(slot.record(i), "created", "started")
+    out = [float(s) - float(c) for c, s in await pipe.execute() if c and s]
+    await r.aclose()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--messages", type=int, default=2000)
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--concurrency", type=int, default=64, help="the runtime's and dispatcher's")
+    args = ap.parse_args()
+    runs: dict[str, list[float]] = {"sync": [], "async": []}
+    delays: list[float] = []
+    procs: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        redis_port, rt_port = free_port(), free_port()
+        gw_port, gw_admin, d_port = free_port(), free_port(), free_port()
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        feed_file = Path(tmp, "feed.json")
+        feed_file.write_text(json.dumps(feed(rt_port, args.concurrency)))
+        try:
+            procs.append(start_redis(Path(tmp), redis_port))
+            procs.append(
+                start_ember_runtime(rt_port, concurrency=args.concurrency, function="bench/hello")
+            )
+            procs.append(
+                start(
+                    "ember_operator.gateway",
+                    {
+                        "EMBER_HOST": "127.0.0.1",
+                        "EMBER_PORT": str(gw_port),
+                        "EMBER_ADMIN_PORT": str(gw_admin),
+                        "EMBER_GATEWAY_FEED_FILE": str(feed_file),
+                        "EMBER_REDIS_URL": redis_url,
+                    },
+                    f"http://127.0.0.1:{gw_admin}/_/ready",
+                )
+            )
+            base = f"http://127.0.0.1:{gw_port}"
+            procs.append(
+                start(
+                    "ember_operator.dispatch",
+                    {
+                        "EMBER_REDIS_URL": redis_url,
+                        "EMBER_GATEWAY_URL": base,
+                        "EMBER_DISPATCH_FEED_FILE": str(feed_file),
+                        "EMBER_METRICS_HOST": "127.0.0.1",
+                        "EMBER_METRICS_PORT": str(d_port),
+                        "EMBER_ASYNC_CONCURRENCY": str(args.concurrency),
+                        "POD_NAME": "bench-dispatcher",
+                    },
+                    f"http://127.0.0.1:{d_port}/_/ready",
+                )
+            )
+            metrics_url = f"http://127.0.0.1:{d_port}/metrics"
+            warm = max(50, args.messages // 10)
+            asyncio.run(sync_round(base, warm, args.clients))
+            asyncio.run(async_round(base, metrics_url, warm, args.clients))
+            for r in range(args.rounds):
+                sides = ["sync", "async"] if r % 2 == 0 else ["async", "sync"]
+                for side in sides:
+                    if side == "sync":
+                        runs["sync"].append(
+                            asyncio.run(sync_round(base, args.messages, args.clients))
+                        )
+                    else:
+                        rate, ids = asyncio.run(
+                            async_round(base, metrics_url, args.messages, args.clients)
+                        )
+                        runs["async"].append(rate)
+                        delays += asyncio.run(queueing_delays(redis_port, ids))
+        finally:
+            for p in reversed(procs):
+                stop(p)
+    rate_ratio = median([ratio(a, s) for s, a in zip(runs["sync"], runs["async"], strict=True)])
+    res = {
+        "sync_msgs_per_s": median(runs["sync"]),
+        "async_msgs_per_s": median(runs["async"]),
+        "ratio": rate_ratio,
+        "goal_met": rate_ratio >= 0.5,
+        "queueing_delay_p50_ms": percentile(delays, 50) * 1000,
+        "queueing_delay_p99_ms": percentile(delays, 99) * 1000,
+        "queueing_delay_samples": len(delays),
+    }
+    lines = [
+        f"{args.messages} messages x {args.rounds} rounds, {args.clients} clients: "
+        f"sync through the gateway {res['sync_msgs_per_s']:.0f} msg/s; "
+        f"async end to end {res['async_msgs_per_s']:.0f} msg/s",
+        f"ratio (median of per-round ratios) {rate_ratio:.2f}x (goal >= 0.5) "
+        f"{'MET' if res['goal_met'] else 'MISSED'}",
+        f"queueing delay (202 -> call starts): p50 {res['queueing_delay_p50_ms']:.1f} ms, "
+        f"p99 {res['queueing_delay_p99_ms']:.1f} ms over {len(delays)} messages",
+    ]
+    report("async_throughput", {**res, "args": vars(args), "runs": runs}, lines)
+
+
+if __name__ == "__main__":
+    main()
