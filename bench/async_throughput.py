@@ -160,9 +160,9 @@ async def async_round(
         async def client() -> None:
             for n in todo:
                 async with s.post(f"/async/{NS}/{FN}", json={"name": str(n)}) as r:
-                    body = await r.json()
-                    assert r.status == 202, (r.status, body)
-                    ids.append(body["invocationId"])
+                    await r.read()
+                    assert r.status == 202, r.status
+                    ids.append(r.headers["x-ember-invocation-id"])
 
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(clients)))

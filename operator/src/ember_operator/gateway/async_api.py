@@ -186,7 +186,8 @@ class AsyncApi:
 
     async def _guard(self, conn: Any, request_id: str, coro: Coroutine[Any, Any, None]) -> None:
         try:
-            await asyncio.wait_for(coro, REDIS_TIMEOUT)
+            async with asyncio.timeout(REDIS_TIMEOUT):  # no extra task, unlike wait_for
+                await coro
         except (RedisError, OSError, TimeoutError) as e:
             logs.emit(
                 "warning", "async API: redis unavailable", request_id=request_id, error=repr(e)
@@ -231,7 +232,7 @@ class AsyncApi:
                 invocation_id=invocation_id,
                 function=f"{key[0]}/{key[1]}",
             )
-        payload = json.dumps({"invocationId": invocation_id, "status": status}).encode()
+        payload = b'{"invocationId":"%s","status":"%s"}' % (invocation_id.encode(), status.encode())
         location = f"/async/{key[0]}/{key[1]}/{invocation_id}"
         extra = [("x-ember-invocation-id", invocation_id), ("location", location)]
         conn.send(reply(request_id, 202 if created else 200, _JSON + extra, payload))
