@@ -201,3 +201,38 @@ async def test_dead_letters_of_a_trigger_and_redrive(
     assert attempts_log(log)[-1]["attempt"] == "1"  # attempts reset
     assert await r.xlen("payments-failed") == 0
     await r.aclose()
+
+
+async def test_sources_come_and_go_while_the_dispatcher_runs(
+    gateway: Gateway,
+    runtime: Runtime,
+    fleet: Callable[..., Dispatchers],
+    redis: RedisServer,
+    tmp_path: Path,
+) -> None:
+    """Twenty queue Triggers arriving in one burst (an informer's first list)
+    get one runner each; a deleted one stops reading its stream."""
+    route(gateway, "jobs", runtime.port)
+    log = tmp_path / "calls.log"
+    d = await fleet([]).start()
+    triggers = [queue_trigger(f"q{i}", "jobs", f"s{i}") for i in range(20)]
+    for obj in triggers:
+        d.sources.apply("Trigger", "ADDED", obj)
+    r = Redis.from_url(redis.url)
+    for i in range(20):
+        await group_ready(r, f"s{i}", f"q{i}")
+    assert sorted(k[2] for k in d.runners) == sorted(f"q{i}" for i in range(20))
+    for i in range(20):
+        await r.xadd(f"s{i}", {"do": "ok", "n": str(i), "log": str(log)})
+    await until("one call per stream", lambda: len(attempts_log(log)) >= 20)
+    await asyncio.sleep(0.3)
+    assert sorted(int(c["n"]) for c in attempts_log(log)) == list(range(20))  # no doubles
+
+    d.sources.apply("Trigger", "DELETED", triggers[0])
+    await until("its runner stopped", lambda: ("trigger", NS, "q0") not in d.runners)
+    await r.xadd("s0", {"do": "ok", "n": "late", "log": str(log)})
+    await r.xadd("s1", {"do": "ok", "n": "21", "log": str(log)})
+    await until("the live trigger ran", lambda: any(c["n"] == "21" for c in attempts_log(log)))
+    await asyncio.sleep(0.5)
+    assert not any(c["n"] == "late" for c in attempts_log(log))
+    await r.aclose()

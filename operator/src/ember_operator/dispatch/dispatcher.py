@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -70,21 +72,36 @@ class Dispatcher:
         self.started = False
         self.redis_ok = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._syncing = asyncio.Lock()
+        self._retiring: set[SourceRunner] = set()  # of removed or changed sources
+        self._bg: set[asyncio.Task[None]] = set()
 
     # --- sources ------------------------------------------------------------
 
     def _changed(self) -> None:
         if self.started:
-            asyncio.get_running_loop().create_task(self.sync())
+            self._background(self.sync())
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._bg.add(task)  # held: the loop keeps only weak references
+        task.add_done_callback(self._bg.discard)
 
     async def sync(self) -> None:
-        """Start a runner per new source; stop (draining) removed or changed ones."""
-        want = self.sources.sources
+        """Start a runner per new source; stop (draining) removed or changed ones.
+        One at a time: an informer's first list changes many sources at once,
+        and two overlapping syncs would each start a runner for the same one."""
+        async with self._syncing:
+            await self._sync()
+
+    async def _sync(self) -> None:
+        want = dict(self.sources.sources)  # events may change it while this awaits
         for key, runner in list(self.runners.items()):
             if want.get(key) != runner.source:
                 del self.runners[key]
                 await runner.stop_reading()
-                asyncio.get_running_loop().create_task(self._finish(runner))
+                self._retiring.add(runner)
+                self._background(self._finish(runner))
         for key, source in want.items():
             if key not in self.runners:
                 await self._write_meta(source)
@@ -104,6 +121,7 @@ class Dispatcher:
     async def _finish(self, runner: SourceRunner) -> None:
         await drained([runner], self.settings.drain_seconds)
         await runner.abandon()
+        self._retiring.discard(runner)
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -142,6 +160,7 @@ class Dispatcher:
         runners = list(self.runners.values())
         self.runners.clear()
         await asyncio.gather(*(r.stop_reading() for r in runners))
+        runners += self._retiring
         await drained(runners, drain)
         await asyncio.gather(*(r.abandon() for r in runners))
         await self.deps.callbacks.close(grace=min(5.0, drain))
@@ -154,7 +173,7 @@ class Dispatcher:
         self.started = False
         for t in self._tasks:
             t.cancel()
-        runners = list(self.runners.values())
+        runners = [*self.runners.values(), *self._retiring]
         self.runners.clear()
         await asyncio.gather(*(r.abandon() for r in runners))
         await self.deps.invoker.close()
