@@ -1,6 +1,7 @@
 """The dispatcher as its own process (``python -m ember_operator.dispatch``
-with a static feed): its port answers health, readiness and metrics, and
-SIGTERM lets the calls in flight finish before it exits."""
+with a static feed): its port answers health, readiness and metrics,
+SIGTERM lets the calls in flight finish before it exits, and the cron
+scheduler it runs fires schedule Triggers."""
 
 from __future__ import annotations
 
@@ -35,7 +36,18 @@ async def dispatcher(
     gateway: Gateway, redis: RedisServer, tmp_path: Path
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
     feed = tmp_path / "feed.json"
-    feed.write_text(json.dumps([fn_object("jobs")]))
+    every_second = {
+        "kind": "Trigger",
+        "metadata": {"namespace": NS, "name": "every-second"},
+        "spec": {
+            "function": "ticker",
+            "schedule": {
+                "cron": "* * * * * *",
+                "payload": {"do": "ok", "n": "tick", "log": str(tmp_path / "cron.log")},
+            },
+        },
+    }
+    feed.write_text(json.dumps([fn_object("jobs"), fn_object("ticker"), every_second]))
     port = free_port()
     env = {
         **os.environ,
@@ -107,3 +119,20 @@ async def test_sigterm_finishes_the_calls_in_flight(
         "draining",
         "stopped",
     ]
+
+
+async def test_schedule_triggers_fire_through_the_dispatcher(
+    gateway: Gateway,
+    runtime: Runtime,
+    tmp_path: Path,
+    dispatcher: tuple[asyncio.subprocess.Process, int],
+) -> None:
+    """The process runs the cron scheduler next to the dispatcher: each
+    tick is submitted once (key cron/<ns>/<trigger>/<tick>) and called."""
+    route(gateway, "ticker", runtime.port)
+    log = tmp_path / "cron.log"
+    await until("three ticks called", lambda: len(attempts_log(log)) >= 3, within=15)
+    calls = attempts_log(log)
+    keys = [c["key"] for c in calls]
+    assert all(k.startswith(f"cron/{NS}/every-second/") for k in keys), keys
+    assert len(set(keys)) == len(keys) and len({c["id"] for c in calls}) == len(calls)

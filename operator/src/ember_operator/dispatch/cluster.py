@@ -1,5 +1,5 @@
 """The dispatcher's watches: Functions and Triggers, through the shared
-informer, into the ``SourceSet``.
+informer, into the ``SourceSet`` (and the cron scheduler).
 
 Readiness waits for the first list of both: a dispatcher that has not
 seen its sources yet reads nothing, and should say so.
@@ -41,8 +41,20 @@ class _Listed(Informer):
             self._spawn(_ListingWatch(self, path).run())
 
 
+Apply = Callable[[str, str, dict[str, Any]], None]  # (kind, event type, object)
+
+
 class ClusterSources:
-    def __init__(self, kube: Kube, sources: SourceSet, namespaces: tuple[str, ...]) -> None:
+    """Functions and Triggers into ``sources`` and into every ``also``
+    (the cron scheduler reads the same events)."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        sources: SourceSet,
+        namespaces: tuple[str, ...],
+        also: tuple[Apply, ...] = (),
+    ) -> None:
         plain: Collection[str] | None = None
         accepts: Callable[[str], bool] | None = None
         if namespaces and not any(ch in ns for ns in namespaces for ch in "!*?,"):
@@ -53,7 +65,7 @@ class ClusterSources:
             _Listed(
                 kube,
                 RESOURCES[kind],
-                self._handler(sources, kind),
+                self._handler((sources.apply, *also), kind),
                 namespaces=plain,
                 accepts_namespace=accepts,
             )
@@ -61,9 +73,10 @@ class ClusterSources:
         ]
 
     @staticmethod
-    def _handler(sources: SourceSet, kind: str) -> Handler:
+    def _handler(appliers: tuple[Apply, ...], kind: str) -> Handler:
         async def handle(event: str, obj: dict[str, Any]) -> None:
-            sources.apply(kind, event, obj)
+            for apply in appliers:
+                apply(kind, event, obj)
 
         return handle
 

@@ -1,6 +1,6 @@
 """The dispatcher process (``python -m ember_operator.dispatch``): the
-Redis clients, the cluster watches, the admin port, and the order of a
-graceful stop.
+Redis clients, the cluster watches, the dispatcher, the cron scheduler,
+the admin port, and the order of a graceful stop.
 
 SIGTERM: readiness turns 503, every reader stops, invocations in flight
 (and messages already read) finish within ``EMBER_ASYNC_DRAIN_SECONDS``,
@@ -17,8 +17,12 @@ import signal
 from pathlib import Path
 
 from ember_operator.dispatch.admin import DispatchAdmin
+from ember_operator.dispatch.cluster import ClusterSources
 from ember_operator.dispatch.dispatcher import Dispatcher
+from ember_operator.dispatch.schedule import Scheduler
 from ember_operator.dispatch.settings import DispatchSettings
+from ember_operator.dispatch.store import Invocations
+from ember_operator.kube.client import Kube
 from ember_runtime import logs
 from ember_runtime.http.connections import Connections
 from ember_runtime.http.limits import HttpLimits
@@ -26,21 +30,26 @@ from ember_runtime.http.protocol import HttpConn
 
 
 async def serve(settings: DispatchSettings) -> int:
-    from ember_operator.dispatch.cluster import ClusterSources
-    from ember_operator.kube.client import Kube
-
     loop = asyncio.get_running_loop()
     logs.write_in_background()
     dispatcher = Dispatcher(settings)
+    # schedule Triggers: every replica fires every tick; the store's
+    # idempotency keys make each tick one invocation (see schedule).
+    store = Invocations(dispatcher.redis, settings.retention_seconds)
+    scheduler = Scheduler(store, dispatcher.redis)
     kube: Kube | None = None
     cluster: ClusterSources | None = None
     if settings.feed_file:
         text = Path(settings.feed_file).read_text()  # noqa: ASYNC240 (once, at start)
         for obj in json.loads(text):
             dispatcher.sources.apply(str(obj.get("kind")), "ADDED", obj)
+            scheduler.apply(str(obj.get("kind")), "ADDED", obj)
+        scheduler.functions_listed()
     else:
         kube = await Kube.connect()
-        cluster = ClusterSources(kube, dispatcher.sources, settings.namespaces)
+        cluster = ClusterSources(
+            kube, dispatcher.sources, settings.namespaces, also=(scheduler.apply,)
+        )
     stopping = asyncio.Event()
 
     def readiness() -> str | None:
@@ -63,6 +72,8 @@ async def serve(settings: DispatchSettings) -> int:
     if cluster is not None:
         cluster.start()
     await dispatcher.start()
+    scheduling = loop.create_task(scheduler.run())
+    listed = loop.create_task(_when_listed(cluster, scheduler))
     logs.emit(
         "info",
         "dispatcher ready",
@@ -73,6 +84,8 @@ async def serve(settings: DispatchSettings) -> int:
     )
     await stopping.wait()
     logs.emit("info", "draining", inflight=dispatcher.inflight)
+    for task in (scheduling, listed):
+        task.cancel()
     if cluster is not None:
         await cluster.stop()
     await dispatcher.stop()
@@ -83,3 +96,11 @@ async def serve(settings: DispatchSettings) -> int:
     logs.emit("info", "stopped")
     logs.flush()
     return 0
+
+
+async def _when_listed(cluster: ClusterSources | None, scheduler: Scheduler) -> None:
+    """Tell the scheduler once every Function is known (a schedule of a
+    Function that does not exist then skips its ticks)."""
+    while cluster is not None and not cluster.synced:  # noqa: ASYNC110 (a poll)
+        await asyncio.sleep(0.2)
+    scheduler.functions_listed()
