@@ -4,7 +4,8 @@ messages a dead consumer left.
 
 Reading never outruns the bound: a lane reads only as many entries as
 there is room for (in flight plus read-and-waiting stays within twice the
-source's bound, calls in flight within it). While a message is held, the
+source's bound, three times for due retries, which go first; calls in
+flight stay within it). While a message is held, the
 heartbeat re-claims it every third of the visibility timeout (``XCLAIM
 JUSTID``, which resets its idle time); a consumer that dies stops beating,
 and after the visibility timeout any other one takes its messages with
