@@ -229,3 +229,42 @@ async def test_redis_down_is_a_quick_503(
         within=10,
     )
     assert r.status_code in (202, 503)
+
+
+async def test_a_callback_receiver_that_hangs_holds_nothing_up(
+    gateway: Gateway,
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    fleet: Callable[..., Dispatchers],
+) -> None:
+    route(gateway, "jobs", runtime.port)
+    hung: list[asyncio.StreamWriter] = []
+
+    async def never_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hung.append(writer)  # reads nothing, answers nothing
+
+    server = await asyncio.start_server(never_answers, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        first = await client.post(
+            f"/async/{NS}/jobs",
+            json={"n": 0},
+            headers={"x-ember-callback-url": f"http://127.0.0.1:{port}/hook"},
+        )
+        others = [
+            (await client.post(f"/async/{NS}/jobs", json={"n": n})).json()["invocationId"]
+            for n in range(1, 6)
+        ]
+        d = await fleet([fn_object("jobs")], concurrency=1).start()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for inv in [first.json()["invocationId"], *others]:
+            assert (await final_status(client, "jobs", inv, 10))["status"] == "succeeded"
+        # One call at a time, and the hung callback in the background the whole time.
+        assert loop.time() - started < 5.0
+        await until("the callback connected", lambda: hung, within=5)
+        assert len(d.deps.callbacks.tasks) == 1
+    finally:
+        for w in hung:
+            w.close()
+        server.close()

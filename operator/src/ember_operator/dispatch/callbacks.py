@@ -71,9 +71,11 @@ class Callbacks:
         )
 
     async def close(self, grace: float = 5.0) -> None:
-        if self.tasks:
+        if self.tasks and grace > 0:
             await asyncio.wait(list(self.tasks), timeout=grace)
-        for t in list(self.tasks):
+        pending = list(self.tasks)
+        for t in pending:
             t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         if self._session is not None:
             await self._session.close()

@@ -176,6 +176,7 @@ class Dispatcher:
         runners = [*self.runners.values(), *self._retiring]
         self.runners.clear()
         await asyncio.gather(*(r.abandon() for r in runners))
+        await self.deps.callbacks.close(grace=0)
         await self.deps.invoker.close()
         await self.reader.aclose()
         await self.redis.aclose()
