@@ -16,6 +16,7 @@ more per submission than packing does.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -70,6 +71,32 @@ class Invocations:
         and whether it is new (False: ``idempotency_key`` was seen within
         the retention window, and the id is the first submission's).
         ``deadline`` is epoch seconds: not run after it."""
+        got = await self.enqueue(
+            namespace,
+            function,
+            body,
+            headers,
+            idempotency_key=idempotency_key,
+            callback_url=callback_url,
+            deadline=deadline,
+            source=source,
+        )
+        return submitted(got)
+
+    def enqueue(
+        self,
+        namespace: str,
+        function: str,
+        body: bytes,
+        headers: HeaderPairs,
+        *,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        deadline: float | None = None,
+        source: str = "async",
+    ) -> asyncio.Future[Any]:
+        """``submit`` without a coroutine (the gateway's hot path answers from
+        the future's callback): its result reads with ``submitted``."""
         slot = keys.function_keys(namespace, function)
         invocation_id = new_invocation_id()
         now = time.time()
@@ -96,8 +123,7 @@ class Invocations:
             "m",
             pack(message),
         ]
-        got, created = await self.batch.call("submit", script_keys, args)
-        return got.decode() if isinstance(got, bytes) else str(got), bool(created)
+        return self.batch.call("submit", script_keys, args)
 
     async def get(self, namespace: str, function: str, invocation_id: str) -> dict[str, Any] | None:
         """The invocation's status and result as the API shows it; None
@@ -107,6 +133,12 @@ class Invocations:
         if not raw:
             return None
         return describe(invocation_id, raw)
+
+
+def submitted(result: Any) -> tuple[str, bool]:
+    """``SUBMIT``'s answer: (invocation id, created)."""
+    got, created = result
+    return got.decode() if isinstance(got, bytes) else str(got), bool(created)
 
 
 def _iso(value: bytes | None) -> str | None:

@@ -20,7 +20,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from ember_operator.dispatch.allowlist import CallbackRefused, check_callback, parse_hosts
-from ember_operator.dispatch.store import Invocations
+from ember_operator.dispatch.store import Invocations, submitted
 from ember_operator.gateway import faults
 from ember_runtime import logs
 from ember_runtime.errors import CallFault
@@ -120,8 +120,7 @@ class AsyncApi:
         def accept(data: bytes) -> None:
             if len(data) > self.max_body:
                 return self._too_large(conn, request_id)
-            submit = self._submit(conn, key, data, pairs, idempotency_key, callback_url, request_id)
-            return self._spawn(conn, request_id, submit)
+            return self._submit(conn, key, data, pairs, idempotency_key, callback_url, request_id)
 
         if isinstance(body, bytes | bytearray | memoryview):
             return accept(bytes(body))
@@ -189,18 +188,19 @@ class AsyncApi:
             async with asyncio.timeout(REDIS_TIMEOUT):  # no extra task, unlike wait_for
                 await coro
         except (RedisError, OSError, TimeoutError) as e:
-            logs.emit(
-                "warning", "async API: redis unavailable", request_id=request_id, error=repr(e)
-            )
-            self._fail(
-                conn,
-                QUEUE_UNAVAILABLE,
-                "the async invocation store is unavailable; retry later",
-                request_id,
-                retry=True,
-            )
+            self._unavailable(conn, request_id, e)
 
-    async def _submit(
+    def _unavailable(self, conn: Any, request_id: str, e: BaseException) -> None:
+        logs.emit("warning", "async API: redis unavailable", request_id=request_id, error=repr(e))
+        self._fail(
+            conn,
+            QUEUE_UNAVAILABLE,
+            "the async invocation store is unavailable; retry later",
+            request_id,
+            retry=True,
+        )
+
+    def _submit(
         self,
         conn: Any,
         key: tuple[str, str],
@@ -210,7 +210,9 @@ class AsyncApi:
         callback_url: str | None,
         request_id: str,
     ) -> None:
-        invocation_id, created = await self.invocations.submit(
+        """The hot path: no task and no coroutine, the answer is written
+        from the store's future (bounded by a timer)."""
+        fut = self.invocations.enqueue(
             key[0],
             key[1],
             body,
@@ -218,24 +220,44 @@ class AsyncApi:
             idempotency_key=idempotency_key,
             callback_url=callback_url,
         )
-        status = "queued"
-        if not created:
-            record = await self.invocations.get(key[0], key[1], invocation_id)
-            status = str(record["status"]) if record else "queued"
-        else:
-            self.submitted += 1
-        if self.access_log or not created:
+        timer = asyncio.get_running_loop().call_later(REDIS_TIMEOUT, fut.cancel)
+
+        def done(f: asyncio.Future[Any]) -> None:
+            timer.cancel()
+            error = TimeoutError("no answer from Redis") if f.cancelled() else f.exception()
+            if error is not None:
+                return self._unavailable(conn, request_id, error)
+            invocation_id, created = submitted(f.result())
+            if created:
+                self.submitted += 1
+                return self._accepted(conn, key, invocation_id, "queued", request_id, True)
+            return self._spawn(
+                conn, request_id, self._repeated(conn, key, invocation_id, request_id)
+            )
+
+        fut.add_done_callback(done)
+
+    async def _repeated(self, conn: Any, key: tuple[str, str], inv: str, request_id: str) -> None:
+        """The same Idempotency-Key again: the first invocation, as it stands."""
+        record = await self.invocations.get(key[0], key[1], inv)
+        status = str(record["status"]) if record else "queued"
+        self._accepted(conn, key, inv, status, request_id, False)
+
+    def _accepted(
+        self, conn: Any, key: tuple[str, str], inv: str, status: str, request_id: str, new: bool
+    ) -> None:
+        if self.access_log or not new:
             logs.emit(
                 "info",
-                "async invocation queued" if created else "async invocation repeated",
+                "async invocation queued" if new else "async invocation repeated",
                 request_id=request_id,
-                invocation_id=invocation_id,
+                invocation_id=inv,
                 function=f"{key[0]}/{key[1]}",
             )
-        payload = b'{"invocationId":"%s","status":"%s"}' % (invocation_id.encode(), status.encode())
-        location = f"/async/{key[0]}/{key[1]}/{invocation_id}"
-        extra = [("x-ember-invocation-id", invocation_id), ("location", location)]
-        conn.send(reply(request_id, 202 if created else 200, _JSON + extra, payload))
+        payload = b'{"invocationId":"%s","status":"%s"}' % (inv.encode(), status.encode())
+        location = f"/async/{key[0]}/{key[1]}/{inv}"
+        extra = [("x-ember-invocation-id", inv), ("location", location)]
+        conn.send(reply(request_id, 202 if new else 200, _JSON + extra, payload))
 
     async def _status(self, conn: Any, key: tuple[str, str], inv: str, request_id: str) -> None:
         record = await self.invocations.get(key[0], key[1], inv)
