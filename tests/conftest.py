@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 ALLOWED_CONTEXTS = {"ember-local", "kind-ember"}
 RUNTIME_IMAGE = os.environ.get("EMBER_RUNTIME_IMAGE", "ember/runtime:dev")
 CONTROLPLANE_IMAGE = os.environ.get("EMBER_CONTROLPLANE_IMAGE", "ember/controller:dev")
+REDIS_IMAGE = os.environ.get("EMBER_REDIS_IMAGE", "ember/redis:dev")
 CAP_SYS_RESOURCE = 24
 HELM = os.environ.get(
     "EMBER_HELM",
@@ -85,7 +86,7 @@ def kubeconfig() -> Iterator[str]:
 
     cluster = KindCluster("ember")
     cluster.create()
-    for image in (RUNTIME_IMAGE, CONTROLPLANE_IMAGE):
+    for image in (RUNTIME_IMAGE, CONTROLPLANE_IMAGE, REDIS_IMAGE):
         cluster.load_docker_image(image)
     yield _guard(Path(cluster.kubeconfig_path))
     if os.environ.get("KEEP_CLUSTER") != "1":
