@@ -39,13 +39,13 @@ if status == 'succeeded' or status == 'dead-lettered' or status == 'failed' then
 end
 if #KEYS == 2 and redis.call('EXISTS', KEYS[2]) == 1 then return 'duplicate' end
 if status and tonumber(ARGV[2]) < tonumber(st[2] or '1') then return 'stale' end
-if not status then
-  redis.call('HSET', KEYS[1], 'created', ARGV[8], 'function', ARGV[6], 'source', ARGV[7],
-    'seq', ARGV[2])
-end
 redis.call('HSET', KEYS[1], 'status', 'running', 'attempts', ARGV[1], 'started', ARGV[3],
   'consumer', ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
+if not status then  -- a queue message (or a record past retention): a new record
+  redis.call('HSET', KEYS[1], 'created', ARGV[8], 'function', ARGV[6], 'source', ARGV[7],
+    'seq', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[5])
+end
 return 'run'
 """
 
