@@ -7,20 +7,22 @@ Everything is a real process on loopback: ``redis-server`` (append-only
 on, as the chart runs it), the runtime with the hello example, the
 gateway (``python -m ember_operator.gateway`` with a static feed and the
 async API on), and the dispatcher (``python -m ember_operator.dispatch``
-with a static feed). One round of each side sends ``--messages`` requests
-from ``--clients`` concurrent clients:
+with a static feed; ``--dispatchers`` replicas, 2 as the chart runs
+them). One round of each side sends ``--messages`` requests from
+``--clients`` concurrent clients:
 
 * sync: each client POSTs to ``/fn/bench/hello`` and waits for the answer;
   the rate is messages / (time until the last answer);
 * async: each client POSTs to ``/async/bench/hello`` (202); the rate is
-  messages / (time until the dispatcher has finished the last one), read
-  from its ``/metrics``.
+  messages / (time until the dispatchers have finished the last one), read
+  from their ``/metrics``.
 
 Also reported: the queueing delay of each async message (its record's
 ``started`` minus ``created``: the time from the 202 to the call), p50 and
 p99 over all async rounds. Goal: the async rate at least 0.5x the sync rate.
 
     python bench/async_throughput.py [--rounds 3] [--messages 2000] [--clients 32]
+                                     [--dispatchers 2]
 """
 
 from __future__ import annotations
@@ -142,14 +144,18 @@ async def sync_round(base: str, messages: int, clients: int) -> float:
         return messages / (time.perf_counter() - started)
 
 
-async def succeeded(s: aiohttp.ClientSession, metrics_url: str) -> float:
-    async with s.get(metrics_url) as r:
-        m = _SUCCEEDED.search(await r.read())
-        return float(m.group(1)) if m else 0.0
+async def succeeded(s: aiohttp.ClientSession, metrics_urls: list[str]) -> float:
+    """Successes so far, summed over the dispatcher replicas."""
+    total = 0.0
+    for url in metrics_urls:
+        async with s.get(url) as r:
+            m = _SUCCEEDED.search(await r.read())
+            total += float(m.group(1)) if m else 0.0
+    return total
 
 
 async def async_round(
-    base: str, metrics_url: str, messages: int, clients: int
+    base: str, metrics_url: list[str], messages: int, clients: int
 ) -> tuple[float, list[str]]:
     """Messages per second through the async path, and the invocation ids."""
     todo = iter(range(messages))
@@ -193,13 +199,16 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=2000)
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--concurrency", type=int, default=64, help="the runtime's and dispatcher's")
+    ap.add_argument(
+        "--dispatchers", type=int, default=2, help="dispatcher replicas (the chart runs 2)"
+    )
     args = ap.parse_args()
     runs: dict[str, list[float]] = {"sync": [], "async": []}
     delays: list[float] = []
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as tmp:
         redis_port, rt_port = free_port(), free_port()
-        gw_port, gw_admin, d_port = free_port(), free_port(), free_port()
+        gw_port, gw_admin = free_port(), free_port()
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
         feed_file = Path(tmp, "feed.json")
         feed_file.write_text(json.dumps(feed(rt_port, args.concurrency)))
@@ -222,22 +231,25 @@ def main() -> None:
                 )
             )
             base = f"http://127.0.0.1:{gw_port}"
-            procs.append(
-                start(
-                    "ember_operator.dispatch",
-                    {
-                        "EMBER_REDIS_URL": redis_url,
-                        "EMBER_GATEWAY_URL": base,
-                        "EMBER_DISPATCH_FEED_FILE": str(feed_file),
-                        "EMBER_METRICS_HOST": "127.0.0.1",
-                        "EMBER_METRICS_PORT": str(d_port),
-                        "EMBER_ASYNC_CONCURRENCY": str(args.concurrency),
-                        "POD_NAME": "bench-dispatcher",
-                    },
-                    f"http://127.0.0.1:{d_port}/_/ready",
+            metrics_url = []
+            for i in range(args.dispatchers):  # replicas, as the chart runs them
+                d_port = free_port()
+                procs.append(
+                    start(
+                        "ember_operator.dispatch",
+                        {
+                            "EMBER_REDIS_URL": redis_url,
+                            "EMBER_GATEWAY_URL": base,
+                            "EMBER_DISPATCH_FEED_FILE": str(feed_file),
+                            "EMBER_METRICS_HOST": "127.0.0.1",
+                            "EMBER_METRICS_PORT": str(d_port),
+                            "EMBER_ASYNC_CONCURRENCY": str(args.concurrency),
+                            "POD_NAME": f"bench-dispatcher-{i}",
+                        },
+                        f"http://127.0.0.1:{d_port}/_/ready",
+                    )
                 )
-            )
-            metrics_url = f"http://127.0.0.1:{d_port}/metrics"
+                metrics_url.append(f"http://127.0.0.1:{d_port}/metrics")
             warm = max(50, args.messages // 10)
             asyncio.run(sync_round(base, warm, args.clients))
             asyncio.run(async_round(base, metrics_url, warm, args.clients))
@@ -268,7 +280,8 @@ def main() -> None:
         "queueing_delay_samples": len(delays),
     }
     lines = [
-        f"{args.messages} messages x {args.rounds} rounds, {args.clients} clients: "
+        f"{args.messages} messages x {args.rounds} rounds, {args.clients} clients, "
+        f"{args.dispatchers} dispatcher(s): "
         f"sync through the gateway {res['sync_msgs_per_s']:.0f} msg/s; "
         f"async end to end {res['async_msgs_per_s']:.0f} msg/s",
         f"ratio (median of per-round ratios) {rate_ratio:.2f}x (goal >= 0.5) "
