@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from ember_operator.dispatch.allowlist import CallbackRefused, check_callback, parse_hosts
 from ember_operator.dispatch.store import Invocations, submitted
 from ember_operator.gateway import faults
+from ember_operator.gateway.async_body import Gather
 from ember_runtime import logs
 from ember_runtime.errors import CallFault
 from ember_runtime.http.endpoint import Headers
@@ -130,7 +131,7 @@ class AsyncApi:
             body.detach()
             return self._too_large(conn, request_id)
         body.attach(
-            _Gather(
+            Gather(
                 body,
                 self.max_body,
                 accept,
@@ -275,43 +276,3 @@ class AsyncApi:
         for t in list(self.tasks):
             t.cancel()
         await self.invocations.redis.aclose()
-
-
-class _Gather:
-    """Collects a streamed request body, bounded (a ``BodySink``)."""
-
-    def __init__(
-        self,
-        body: Any,
-        limit: int,
-        done: Callable[[bytes], None],
-        too_large: Callable[[], None],
-        failed: Callable[[CallFault | None, str], None],
-    ) -> None:
-        self.body = body
-        self.limit = limit
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.over = False
-        self.done, self.too_large, self.failed = done, too_large, failed
-
-    def body_data(self, data: bytes) -> None:
-        if self.over:
-            return
-        self.size += len(data)
-        if self.size > self.limit:
-            self.over = True
-            self.chunks = []
-            self.body.detach()
-            self.too_large()
-            return
-        self.chunks.append(data)
-
-    def body_end(self) -> None:
-        if not self.over:
-            self.done(b"".join(self.chunks))
-
-    def body_failed(self, fault: CallFault | None, message: str) -> None:
-        if not self.over:
-            self.over = True
-            self.failed(fault, message)
