@@ -108,7 +108,7 @@ class App:
         request_id: str,
     ) -> None:
         if path[:3] == b"/_/" or path == _METRICS:
-            conn.send(control_reply(*self.control(path)))
+            conn.send(control_reply(*control_answer(path, self)))
             return
         if self.verifier is not None and not self.signed(
             conn, method, path, query, headers, request_id
@@ -138,8 +138,9 @@ class App:
         """Whether the call carries a valid gateway signature; else answer 403."""
         assert self.verifier is not None
         target = path + b"?" + query if query else path
-        local = conn.local_address()
-        why = self.verifier.check_call(headers, method, target, request_id, local, time.time())
+        why = self.verifier.check_call(
+            headers, method, target, request_id, conn.local_address(), time.time()
+        )
         if why is None:
             return True
         conn.send(self._fault(FORBIDDEN, why, request_id))
@@ -148,17 +149,6 @@ class App:
 
     def rejected(self, status: int, code: str) -> None:
         self.metrics.observe(status, code, 0.0)
-
-    def control(self, path: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-        return control_answer(
-            path,
-            limiter=self.limiter,
-            pool=self.pool,
-            metrics=self.metrics,
-            connections=len(self.conns),
-            ready=self.ready,
-            draining=self.draining,
-        )
 
     # --- invocations -----------------------------------------------------
 

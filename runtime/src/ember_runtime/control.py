@@ -9,7 +9,8 @@ draining, so the pod leaves service without being restarted.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sized
+from typing import Any, Protocol
 
 from ember_runtime import pod
 from ember_runtime.limits import Limiter
@@ -23,17 +24,26 @@ _HEALTH, _READY, _STATS, _METRICS = (
 )
 
 
-def control_answer(
-    path: bytes,
-    *,
-    limiter: Limiter[Any],
-    pool: WorkerPool | None,
-    metrics: Metrics,
-    connections: int,
-    ready: bool,
-    draining: bool,
-) -> tuple[int, list[tuple[str, str]], bytes]:
-    lim = limiter
+class Serving(Protocol):
+    """What the answers are read from (``app.App``)."""
+
+    @property
+    def limiter(self) -> Limiter[Any]: ...
+    @property
+    def pool(self) -> WorkerPool | None: ...
+    @property
+    def metrics(self) -> Metrics: ...
+    @property
+    def conns(self) -> Sized: ...
+    @property
+    def ready(self) -> bool: ...
+    @property
+    def draining(self) -> bool: ...
+
+
+def control_answer(path: bytes, app: Serving) -> tuple[int, list[tuple[str, str]], bytes]:
+    lim, pool, metrics, draining = app.limiter, app.pool, app.metrics, app.draining
+    ready, connections = app.ready, len(app.conns)
     if path == _HEALTH:
         if pool is not None and pool.broken:
             return 503, _JSON, b'{"status":"fork server gone"}'
