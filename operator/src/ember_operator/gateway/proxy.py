@@ -33,7 +33,7 @@ from ember_runtime.errors import CallFault
 from ember_runtime.http.endpoint import Headers
 from ember_runtime.http.protocol import HttpConn
 from ember_runtime.http.reply import fault_reply
-from ember_runtime.http.streaming import StreamedBody, gather
+from ember_runtime.http.streaming import StreamedBody
 
 SWEEP_SECONDS = 0.05
 MAX_ATTEMPTS = 3  # connection attempts per call before it is held for a new pod
@@ -83,13 +83,9 @@ class Proxy:
         request_id: str,
     ) -> None:
         if path.startswith(b"/async/") and self.async_endpoint is not None:
-
-            def to_async(data: bytes) -> None:
-                self.async_endpoint.handle(conn, method, path, query, headers, data, request_id)
-
-            if isinstance(body, StreamedBody):  # the async API stores whole bodies
-                return gather(conn, body, self.settings.max_body_bytes, to_async, request_id)
-            return to_async(body)
+            # It gathers a streamed body itself, bounded by the async limit.
+            self.async_endpoint.handle(conn, method, path, query, headers, body, request_id)
+            return
         match = self.table.lookup(path)
         if match is None:
             return self._refuse(

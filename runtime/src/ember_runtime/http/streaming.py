@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ember_runtime.errors import PAYLOAD_TOO_LARGE, CallFault
-from ember_runtime.http.reply import fault_reply
+from ember_runtime.errors import CallFault
 
 
 class BodySink(Protocol):
@@ -132,39 +131,3 @@ class StreamedBody:
             self.paused = False
             self.conn._resume_reading()
 
-
-class _Gather:
-    """A sink that collects a streamed body up to ``limit`` bytes."""
-
-    __slots__ = ("chunks", "conn", "done", "limit", "request_id", "size", "stream")
-
-    def __init__(
-        self, conn: Any, stream: StreamedBody, limit: int, done: Any, request_id: str
-    ) -> None:
-        self.conn, self.stream, self.limit, self.done = conn, stream, limit, done
-        self.request_id = request_id
-        self.chunks: list[bytes] = []
-        self.size = 0
-
-    def body_data(self, data: bytes) -> None:
-        self.size += len(data)
-        if self.size > self.limit:
-            self.body_failed(PAYLOAD_TOO_LARGE, f"request body exceeds {self.limit} bytes")
-            return
-        self.chunks.append(data)
-
-    def body_end(self) -> None:
-        self.done(b"".join(self.chunks))
-
-    def body_failed(self, fault: CallFault | None, message: str) -> None:
-        self.stream.detach()
-        if fault is not None:
-            self.conn.send(fault_reply(fault, message, self.request_id))
-        elif self.conn.transport is not None:
-            self.conn.transport.abort()
-
-
-def gather(conn: Any, stream: StreamedBody, limit: int, done: Any, request_id: str) -> None:
-    """For an endpoint that needs the whole body after all: ``done(body)``
-    once it is complete, or the caller is answered 413 (or 408, 400)."""
-    stream.attach(_Gather(conn, stream, limit, done, request_id))
