@@ -17,9 +17,19 @@ them). One round of each side sends ``--messages`` requests from
   messages / (time until the dispatchers have finished the last one), read
   from their ``/metrics``.
 
+* floor (bench/_async_floor.py): the same POSTs to a bare HTTP endpoint
+  that XADDs each body and HSETs its record, and one consumer process per
+  dispatcher replica that XREADGROUPs, makes the same call through the same
+  gateway to the same runtime, HSETs the result and XACKs, with the same
+  concurrency: the work any Redis-Streams async path must do, and none of
+  the dispatcher's features; done when its consumer group has nothing left
+  to read or acknowledge. floor/sync is the ceiling for the async rate on
+  this machine; ember/floor is how close Ember comes to it.
+
 Also reported: the queueing delay of each async message (its record's
 ``started`` minus ``created``: the time from the 202 to the call), p50 and
-p99 over all async rounds. Goal: the async rate at least 0.5x the sync rate.
+p99 over all async rounds (and the floor's, the same way). Goal: the async
+rate at least 0.5x the sync rate.
 
     python bench/async_throughput.py [--rounds 3] [--messages 2000] [--clients 32]
                                      [--dispatchers 2]
@@ -44,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aiohttp
 
 from _common import (
+    BENCH,
     PYTHON,
     free_port,
     median,
@@ -177,19 +188,77 @@ async def async_round(
         return messages / (time.perf_counter() - started), ids
 
 
-async def queueing_delays(redis_port: int, ids: list[str]) -> list[float]:
-    """Seconds from each message's submission to the start of its call."""
+async def floor_round(
+    submit_base: str, redis_port: int, messages: int, clients: int
+) -> tuple[float, list[str]]:
+    """The floor's messages per second (the same POSTs, bench/_async_floor.py),
+    done when its group has nothing unread and nothing unacknowledged."""
     from redis.asyncio import Redis
 
+    from _async_floor import GROUP, STREAM
+
+    todo = iter(range(messages))
+    ids: list[str] = []
+    r = Redis(host="127.0.0.1", port=redis_port)
+
+    async def drained() -> bool:
+        (group,) = [g for g in await r.xinfo_groups(STREAM) if g["name"] == GROUP.encode()]
+        return bool(group["pending"] == 0 and group["lag"] == 0)
+
+    async with aiohttp.ClientSession(submit_base) as s:
+
+        async def client() -> None:
+            for n in todo:
+                async with s.post(f"/async/{NS}/{FN}", json={"name": str(n)}) as resp:
+                    await resp.read()
+                    assert resp.status == 202, resp.status
+                    ids.append(resp.headers["x-ember-invocation-id"])
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        while not await drained():  # a poll, bounded
+            if time.perf_counter() - started > 300:
+                raise SystemExit("the floor did not finish its messages in 300 s")
+            await asyncio.sleep(0.01)
+        elapsed = time.perf_counter() - started
+    await r.aclose()
+    return messages / elapsed, ids
+
+
+def wait_floor_consumers(redis_port: int, count: int, procs: list[subprocess.Popen[bytes]]) -> None:
+    """Until ``count`` floor consumers have made the group and say they are
+    ready (bounded)."""
+    from redis import Redis
+
+    r = Redis(host="127.0.0.1", port=redis_port)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            raise SystemExit("a floor consumer exited")
+        if r.exists(*(f"floor:ready:floor-{i}" for i in range(count))) == count:
+            return
+        time.sleep(0.05)
+    raise SystemExit("the floor consumers did not start")
+
+
+async def queueing_delays(redis_port: int, ids: list[str], floor: bool = False) -> list[float]:
+    """Seconds from each message's submission to the start of its call;
+    every message must have succeeded (a failed call is no throughput)."""
+    from redis.asyncio import Redis
+
+    from _async_floor import record
     from ember_operator.dispatch import keys
 
     slot = keys.function_keys(NS, FN)
     r = Redis(host="127.0.0.1", port=redis_port)
     pipe = r.pipeline(transaction=False)
     for i in ids:
-        pipe.hmget(slot.record(i), "created", "started")
-    out = [float(s) - float(c) for c, s in await pipe.execute() if c and s]
+        pipe.hmget(record(i) if floor else slot.record(i), "status", "created", "started")
+    got = await pipe.execute()
     await r.aclose()
+    failed = [st for st, _, _ in got if st != b"succeeded"]
+    assert not failed, f"{len(failed)} of {len(got)} did not succeed: {failed[:3]}"
+    out = [float(s) - float(c) for _, c, s in got if c and s]
     return out
 
 
@@ -203,8 +272,9 @@ def main() -> None:
         "--dispatchers", type=int, default=2, help="dispatcher replicas (the chart runs 2)"
     )
     args = ap.parse_args()
-    runs: dict[str, list[float]] = {"sync": [], "async": []}
+    runs: dict[str, list[float]] = {"sync": [], "async": [], "floor": []}
     delays: list[float] = []
+    floor_delays: list[float] = []
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as tmp:
         redis_port, rt_port = free_port(), free_port()
@@ -250,16 +320,57 @@ def main() -> None:
                     )
                 )
                 metrics_url.append(f"http://127.0.0.1:{d_port}/metrics")
+            floor_port = free_port()
+            floor_cmd = [PYTHON, str(BENCH / "_async_floor.py")]
+            procs.append(
+                subprocess.Popen(
+                    [
+                        *floor_cmd,
+                        "submit",
+                        "--port",
+                        str(floor_port),
+                        "--redis-port",
+                        str(redis_port),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            floor_base = f"http://127.0.0.1:{floor_port}"
+            wait_http(f"{floor_base}/ready", proc=procs[-1])
+            consumers = []
+            for i in range(args.dispatchers):  # one consumer per dispatcher replica
+                consumers.append(
+                    subprocess.Popen(
+                        [
+                            *floor_cmd,
+                            *("consume", "--name", f"floor-{i}", "--concurrency"),
+                            *(str(args.concurrency), "--gateway-port", str(gw_port)),
+                            *("--redis-port", str(redis_port)),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
+            procs += consumers
+            wait_floor_consumers(redis_port, args.dispatchers, consumers)
             warm = max(50, args.messages // 10)
             asyncio.run(sync_round(base, warm, args.clients))
             asyncio.run(async_round(base, metrics_url, warm, args.clients))
+            asyncio.run(floor_round(floor_base, redis_port, warm, args.clients))
             for r in range(args.rounds):
-                sides = ["sync", "async"] if r % 2 == 0 else ["async", "sync"]
-                for side in sides:
+                sides = ["sync", "floor", "async"]
+                for side in sides if r % 2 == 0 else sides[::-1]:
                     if side == "sync":
                         runs["sync"].append(
                             asyncio.run(sync_round(base, args.messages, args.clients))
                         )
+                    elif side == "floor":
+                        rate, ids = asyncio.run(
+                            floor_round(floor_base, redis_port, args.messages, args.clients)
+                        )
+                        runs["floor"].append(rate)
+                        floor_delays += asyncio.run(queueing_delays(redis_port, ids, floor=True))
                     else:
                         rate, ids = asyncio.run(
                             async_round(base, metrics_url, args.messages, args.clients)
@@ -269,25 +380,39 @@ def main() -> None:
         finally:
             for p in reversed(procs):
                 stop(p)
-    rate_ratio = median([ratio(a, s) for s, a in zip(runs["sync"], runs["async"], strict=True)])
+
+    def per_round(top: str, bottom: str) -> float:
+        """The median of the per-round ratios ``top``/``bottom``."""
+        return median([ratio(t, b) for t, b in zip(runs[top], runs[bottom], strict=True)])
+
+    rate_ratio = per_round("async", "sync")
     res = {
         "sync_msgs_per_s": median(runs["sync"]),
         "async_msgs_per_s": median(runs["async"]),
         "ratio": rate_ratio,
         "goal_met": rate_ratio >= 0.5,
+        "floor_msgs_per_s": median(runs["floor"]),
+        "floor_ratio": per_round("floor", "sync"),
+        "ember_of_floor": per_round("async", "floor"),
         "queueing_delay_p50_ms": percentile(delays, 50) * 1000,
         "queueing_delay_p99_ms": percentile(delays, 99) * 1000,
         "queueing_delay_samples": len(delays),
+        "floor_queueing_delay_p50_ms": percentile(floor_delays, 50) * 1000,
+        "floor_queueing_delay_p99_ms": percentile(floor_delays, 99) * 1000,
     }
     lines = [
         f"{args.messages} messages x {args.rounds} rounds, {args.clients} clients, "
         f"{args.dispatchers} dispatcher(s): "
         f"sync through the gateway {res['sync_msgs_per_s']:.0f} msg/s; "
-        f"async end to end {res['async_msgs_per_s']:.0f} msg/s",
+        f"async end to end {res['async_msgs_per_s']:.0f} msg/s; "
+        f"floor {res['floor_msgs_per_s']:.0f} msg/s",
         f"ratio (median of per-round ratios) {rate_ratio:.2f}x (goal >= 0.5) "
-        f"{'MET' if res['goal_met'] else 'MISSED'}",
+        f"{'MET' if res['goal_met'] else 'MISSED'}; "
+        f"floor/sync {res['floor_ratio']:.2f}x, ember/floor {res['ember_of_floor']:.2f}x",
         f"queueing delay (202 -> call starts): p50 {res['queueing_delay_p50_ms']:.1f} ms, "
-        f"p99 {res['queueing_delay_p99_ms']:.1f} ms over {len(delays)} messages",
+        f"p99 {res['queueing_delay_p99_ms']:.1f} ms over {len(delays)} messages; "
+        f"floor p50 {res['floor_queueing_delay_p50_ms']:.1f} ms, "
+        f"p99 {res['floor_queueing_delay_p99_ms']:.1f} ms",
     ]
     report("async_throughput", {**res, "args": vars(args), "runs": runs}, lines)
 
