@@ -130,4 +130,3 @@ class StreamedBody:
         if self.paused:
             self.paused = False
             self.conn._resume_reading()
-
