@@ -10,11 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from ember_operator.dispatch.settings import DispatchSettings
 from ember_operator.gateway.config import GatewaySettings
 from ember_operator.gateway.server import Gateway
-from tests.integration.dispatch.harness import FUNCTIONS, Dispatchers
+from tests.integration.dispatch.harness import FUNCTIONS, Dispatchers, Rig
 from tests.integration.runtime.runtime_harness import Runtime, start_runtime
 from tests.redis_harness import RedisServer, redis_server
 
@@ -94,3 +95,18 @@ async def fleet(redis: RedisServer, gateway: Gateway) -> AsyncIterator[Callable[
     yield make
     for d in made:
         await d.close()
+
+
+@pytest.fixture
+async def rig(
+    gateway: Gateway,
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    redis: RedisServer,
+    fleet: Callable[..., Dispatchers],
+    tmp_path: Path,
+) -> AsyncIterator[Rig]:
+    """All of the above in one, with a Redis client closed at the end."""
+    r = Redis.from_url(redis.url)
+    yield Rig(gateway, client, runtime, redis, r, fleet, tmp_path)
+    await r.aclose()

@@ -7,18 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
 
 from ember_operator.dispatch.dispatcher import Dispatcher
+from ember_operator.dispatch.keys import SlotKeys
 from ember_operator.dispatch.settings import DispatchSettings
 from ember_operator.dispatch.sources import SourceSet
 from ember_operator.gateway.server import Gateway
 from tests.integration.gateway.gateway_harness import endpoint_slice, function
+from tests.integration.runtime.runtime_harness import Runtime
+from tests.redis_harness import RedisServer
 
 FUNCTIONS = Path(__file__).resolve().parent / "functions"
 NS = "t"
@@ -115,3 +122,77 @@ async def final_status(
         return s if s["status"] in ("succeeded", "failed", "dead-lettered") else None
 
     return await until(f"invocation {inv} finished", check, within)  # type: ignore[no-any-return]
+
+
+def counts_of(d: Dispatcher) -> dict[str, int]:
+    """The counters of a dispatcher's one source."""
+    return d.metrics.counts[next(iter(d.metrics.counts))]
+
+
+async def redrive_cli(redis_url: str, *args: str) -> str:
+    """``python -m ember_operator.dispatch redrive ARGS``, as documented:
+    asserts it exits 0 and returns what it printed."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ember_operator.dispatch",
+        "redrive",
+        *args,
+        env={**os.environ, "EMBER_REDIS_URL": redis_url},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0
+    return out.decode()
+
+
+async def record_is(r: Redis, slot: SlotKeys, inv: str, status: str, within: float = 20.0) -> None:
+    """Wait until the stored record of ``inv`` has ``status``."""
+
+    async def check() -> bool:
+        return await r.hget(slot.record(inv), "status") == status.encode()
+
+    await until(f"{inv} {status}", check, within)
+
+
+@dataclass
+class Rig:
+    """One test's loopback: the gateway and a client of it, the runtime, a
+    Redis (and a client of it), the fleet of dispatchers, and a log file the
+    function appends each call to."""
+
+    gateway: Gateway
+    client: httpx.AsyncClient
+    runtime: Runtime
+    redis: RedisServer
+    r: Redis
+    fleet: Callable[..., Dispatchers]
+    tmp_path: Path
+
+    @property
+    def log(self) -> Path:
+        return self.tmp_path / "calls.log"
+
+    def calls(self) -> list[dict[str, Any]]:
+        return attempts_log(self.log)
+
+    def route(self, name: str = "jobs", concurrency: int = 4) -> None:
+        route(self.gateway, name, self.runtime.port, concurrency)
+
+    async def post(self, body: Any = None, **kw: Any) -> httpx.Response:
+        return await self.client.post(f"/async/{NS}/jobs", json=body, **kw)
+
+    async def submit(self, body: Any = None, **kw: Any) -> str:
+        """POST to the async API of ``jobs``: the invocation id."""
+        return (await self.post(body, **kw)).json()["invocationId"]  # type: ignore[no-any-return]
+
+    async def dispatch(self, **settings: Any) -> Dispatcher:
+        """A dispatcher over the Function ``jobs``, started."""
+        return await self.fleet([fn_object("jobs")], **settings).start()
+
+    async def final(self, inv: str, within: float = 20.0) -> dict[str, Any]:
+        return await final_status(self.client, "jobs", inv, within)
+
+    async def logged(self, n: int, within: float = 20.0) -> None:
+        """Wait until at least ``n`` calls are in the log."""
+        await until(f"{n} calls logged", lambda: len(self.calls()) >= n, within)

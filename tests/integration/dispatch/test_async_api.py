@@ -6,41 +6,25 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from ember_operator.gateway.server import Gateway
-from tests.integration.dispatch.harness import (
-    NS,
-    Dispatchers,
-    attempts_log,
-    final_status,
-    fn_object,
-    route,
-    until,
-)
+from tests.integration.dispatch.harness import NS, Rig, route, until
 from tests.integration.runtime.runtime_harness import Runtime
 from tests.redis_harness import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 
-async def test_submit_is_202_and_the_result_is_readable(
-    gateway: Gateway,
-    client: httpx.AsyncClient,
-    runtime: Runtime,
-    fleet: Callable[..., Dispatchers],
-    tmp_path: Path,
-) -> None:
-    route(gateway, "jobs", runtime.port)
-    log = tmp_path / "calls.log"
-    r = await client.post(
-        f"/async/{NS}/jobs",
-        json={"do": "ok", "n": 7, "log": str(log)},
+async def test_submit_is_202_and_the_result_is_readable(rig: Rig) -> None:
+    rig.route("jobs")
+    client = rig.client
+    r = await rig.post(
+        {"do": "ok", "n": 7, "log": str(rig.log)},
         headers={"x-custom": "kept", "x-ember-attempt": "99"},
     )
     assert r.status_code == 202, r.text
@@ -51,47 +35,37 @@ async def test_submit_is_202_and_the_result_is_readable(
     queued = (await client.get(f"/async/{NS}/jobs/{inv}")).json()
     assert queued["status"] == "queued" and queued["attempts"] == 0
 
-    await fleet([fn_object("jobs")]).start()
-    done = await final_status(client, "jobs", inv)
+    await rig.dispatch()
+    done = await rig.final(inv)
     assert done["status"] == "succeeded", done
     assert done["attempts"] == 1 and done["function"] == f"{NS}/jobs"
     result = done["result"]
     assert result["status"] == 200 and result["bodyEncoding"] == "text"
     assert json.loads(result["body"]) == {"ok": True, "n": 7, "echo": None}
     assert result["headers"]["content-type"] == "application/json"
-    calls = attempts_log(log)
+    calls = rig.calls()
     # The function saw the dispatcher's headers, not the client's forged one.
     assert [(c["id"], c["attempt"]) for c in calls] == [(inv, "1")]
 
 
-async def test_a_repeated_idempotency_key_is_the_same_invocation(
-    gateway: Gateway,
-    client: httpx.AsyncClient,
-    runtime: Runtime,
-    fleet: Callable[..., Dispatchers],
-    tmp_path: Path,
-) -> None:
-    route(gateway, "jobs", runtime.port)
-    log = tmp_path / "calls.log"
-    body = {"do": "ok", "log": str(log)}
+async def test_a_repeated_idempotency_key_is_the_same_invocation(rig: Rig) -> None:
+    rig.route("jobs")
+    body = {"do": "ok", "log": str(rig.log)}
     headers = {"idempotency-key": "order-42"}
-    first = await client.post(f"/async/{NS}/jobs", json=body, headers=headers)
-    again = await asyncio.gather(
-        *(client.post(f"/async/{NS}/jobs", json=body, headers=headers) for _ in range(5))
-    )
+    first = await rig.post(body, headers=headers)
+    again = await asyncio.gather(*(rig.post(body, headers=headers) for _ in range(5)))
     assert first.status_code == 202
     inv = first.json()["invocationId"]
     assert {r.status_code for r in again} == {200}
     assert {r.json()["invocationId"] for r in again} == {inv}
-    other = await client.post(f"/async/{NS}/jobs", json=body, headers={"idempotency-key": "o-43"})
+    other = await rig.post(body, headers={"idempotency-key": "o-43"})
     assert other.status_code == 202 and other.json()["invocationId"] != inv
 
-    await fleet([fn_object("jobs")]).start()
-    await final_status(client, "jobs", inv)
-    await final_status(client, "jobs", other.json()["invocationId"])
-    calls = attempts_log(log)
-    assert sorted(c["key"] for c in calls) == ["o-43", "order-42"]
-    late = await client.post(f"/async/{NS}/jobs", json=body, headers=headers)
+    await rig.dispatch()
+    await rig.final(inv)
+    await rig.final(other.json()["invocationId"])
+    assert sorted(c["key"] for c in rig.calls()) == ["o-43", "order-42"]
+    late = await rig.post(body, headers=headers)
     assert late.status_code == 200 and late.json() == {"invocationId": inv, "status": "succeeded"}
 
 
@@ -134,13 +108,8 @@ async def test_refusals_name_the_rule(
     assert r.json()["request_id"] == r.headers["x-request-id"]
 
 
-async def test_the_result_reaches_the_callback_url(
-    gateway: Gateway,
-    client: httpx.AsyncClient,
-    runtime: Runtime,
-    fleet: Callable[..., Dispatchers],
-) -> None:
-    route(gateway, "jobs", runtime.port)
+async def test_the_result_reaches_the_callback_url(rig: Rig) -> None:
+    rig.route("jobs")
     got: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     failures = 0
 
@@ -165,7 +134,7 @@ async def test_the_result_reaches_the_callback_url(
     server = await asyncio.start_server(receiver, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        r = await client.post(
+        r = await rig.client.post(
             f"/async/{NS}/jobs",
             content=b"\x00\xffbinary",
             headers={
@@ -175,7 +144,7 @@ async def test_the_result_reaches_the_callback_url(
         )
         assert r.status_code == 202, r.text
         inv = r.json()["invocationId"]
-        await fleet([fn_object("jobs")]).start()
+        await rig.dispatch()
         delivered = await asyncio.wait_for(got.get(), 15)
     finally:
         server.close()
@@ -188,18 +157,11 @@ async def test_the_result_reaches_the_callback_url(
     assert failures == 1
 
 
-async def test_a_binary_result_is_base64(
-    gateway: Gateway,
-    client: httpx.AsyncClient,
-    runtime: Runtime,
-    fleet: Callable[..., Dispatchers],
-    redis: RedisServer,
-) -> None:
-    route(gateway, "jobs", runtime.port)
-    r = await client.post(f"/async/{NS}/jobs", json={"do": "bad"})
-    inv = r.json()["invocationId"]
-    await fleet([fn_object("jobs")]).start()
-    done = await final_status(client, "jobs", inv)
+async def test_a_binary_result_is_base64(rig: Rig) -> None:
+    rig.route("jobs")
+    inv = await rig.submit({"do": "bad"})
+    await rig.dispatch()
+    done = await rig.final(inv)
     assert done["status"] == "dead-lettered" and done["attempts"] == 1
     assert done["result"]["status"] == 422
     assert "not retried" in done["error"]
@@ -231,13 +193,8 @@ async def test_redis_down_is_a_quick_503(
     assert r.status_code in (202, 503)
 
 
-async def test_a_callback_receiver_that_hangs_holds_nothing_up(
-    gateway: Gateway,
-    client: httpx.AsyncClient,
-    runtime: Runtime,
-    fleet: Callable[..., Dispatchers],
-) -> None:
-    route(gateway, "jobs", runtime.port)
+async def test_a_callback_receiver_that_hangs_holds_nothing_up(rig: Rig) -> None:
+    rig.route("jobs")
     hung: list[asyncio.StreamWriter] = []
 
     async def never_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -246,20 +203,15 @@ async def test_a_callback_receiver_that_hangs_holds_nothing_up(
     server = await asyncio.start_server(never_answers, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        first = await client.post(
-            f"/async/{NS}/jobs",
-            json={"n": 0},
-            headers={"x-ember-callback-url": f"http://127.0.0.1:{port}/hook"},
+        first = await rig.submit(
+            {"n": 0}, headers={"x-ember-callback-url": f"http://127.0.0.1:{port}/hook"}
         )
-        others = [
-            (await client.post(f"/async/{NS}/jobs", json={"n": n})).json()["invocationId"]
-            for n in range(1, 6)
-        ]
-        d = await fleet([fn_object("jobs")], concurrency=1).start()
+        others = [await rig.submit({"n": n}) for n in range(1, 6)]
+        d = await rig.dispatch(concurrency=1)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        for inv in [first.json()["invocationId"], *others]:
-            assert (await final_status(client, "jobs", inv, 10))["status"] == "succeeded"
+        for inv in [first, *others]:
+            assert (await rig.final(inv, 10))["status"] == "succeeded"
         # One call at a time, and the hung callback in the background the whole time.
         assert loop.time() - started < 5.0
         await until("the callback connected", lambda: hung, within=5)
@@ -270,31 +222,24 @@ async def test_a_callback_receiver_that_hangs_holds_nothing_up(
         server.close()
 
 
-async def test_a_chunked_body_is_gathered_and_stored(
-    gateway: Gateway,
-    client: httpx.AsyncClient,
-    runtime: Runtime,
-    fleet: Callable[..., Dispatchers],
-) -> None:
+async def test_a_chunked_body_is_gathered_and_stored(rig: Rig) -> None:
     """The HTTP core streams a chunked body; the async API gathers it
     (within its limit) and stores it whole."""
-    route(gateway, "jobs", runtime.port)
+    rig.route("jobs")
 
     async def chunks() -> AsyncIterator[bytes]:
         for part in (b'{"do": "ok", ', b'"echo": "', b"x" * 3000, b'"}'):
             yield part
 
-    r = await client.post(
-        f"/async/{NS}/jobs", content=chunks(), headers={"content-type": "application/json"}
-    )
+    r = await rig.post(content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 202, r.text
-    await fleet([fn_object("jobs")]).start()
-    done = await final_status(client, "jobs", r.json()["invocationId"])
+    await rig.dispatch()
+    done = await rig.final(r.json()["invocationId"])
     assert json.loads(done["result"]["body"])["echo"] == "x" * 3000
 
     async def too_much() -> AsyncIterator[bytes]:
         for _ in range(20):
             yield b"y" * 4096  # 80 KiB, over the 64 KiB async limit
 
-    r = await client.post(f"/async/{NS}/jobs", content=too_much())
+    r = await rig.post(content=too_much())
     assert r.status_code == 413 and r.json()["error"] == "Gateway.PayloadTooLarge"

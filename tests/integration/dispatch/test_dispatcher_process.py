@@ -17,15 +17,8 @@ import httpx
 import pytest
 
 from ember_operator.gateway.server import Gateway
-from tests.integration.dispatch.harness import (
-    NS,
-    attempts_log,
-    final_status,
-    fn_object,
-    route,
-    until,
-)
-from tests.integration.runtime.runtime_harness import Runtime, free_port
+from tests.integration.dispatch.harness import NS, Rig, attempts_log, fn_object, until
+from tests.integration.runtime.runtime_harness import free_port
 from tests.redis_harness import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -84,25 +77,19 @@ async def dispatcher(
 
 
 async def test_sigterm_finishes_the_calls_in_flight(
-    gateway: Gateway,
-    client: httpx.AsyncClient,
-    runtime: Runtime,
-    tmp_path: Path,
-    dispatcher: tuple[asyncio.subprocess.Process, int],
+    rig: Rig, dispatcher: tuple[asyncio.subprocess.Process, int]
 ) -> None:
     proc, port = dispatcher
-    route(gateway, "jobs", runtime.port)
-    log = tmp_path / "calls.log"
+    rig.route("jobs")
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as admin:
         assert (await admin.get("/_/health")).json() == {"status": "ok"}
-        ids = []
-        for n in range(3):
-            body = {"do": "sleep", "s": 1.0, "n": n, "log": str(log)}
-            r = await client.post(f"/async/{NS}/jobs", json=body)
-            ids.append(r.json()["invocationId"])
+        ids = [
+            await rig.submit({"do": "sleep", "s": 1.0, "n": n, "log": str(rig.log)})
+            for n in range(3)
+        ]
 
         async def running() -> bool:
-            states = [(await client.get(f"/async/{NS}/jobs/{i}")).json()["status"] for i in ids]
+            states = [(await rig.client.get(f"/async/{NS}/jobs/{i}")).json()["status"] for i in ids]
             return states == ["running"] * 3
 
         await until("all three running", running, within=10)
@@ -112,9 +99,9 @@ async def test_sigterm_finishes_the_calls_in_flight(
     assert await asyncio.wait_for(proc.wait(), 15) == 0
     # Each call in flight finished and was recorded before the exit.
     for i in ids:
-        assert (await final_status(client, "jobs", i, 1))["status"] == "succeeded"
-    assert len(attempts_log(log)) == 3
-    lines = [json.loads(x) for x in (tmp_path / "dispatcher.log").read_text().splitlines() if x]
+        assert (await rig.final(i, 1))["status"] == "succeeded"
+    assert len(rig.calls()) == 3
+    lines = [json.loads(x) for x in (rig.tmp_path / "dispatcher.log").read_text().splitlines() if x]
     assert [x["msg"] for x in lines if x["msg"] in ("draining", "stopped")] == [
         "draining",
         "stopped",
@@ -122,15 +109,12 @@ async def test_sigterm_finishes_the_calls_in_flight(
 
 
 async def test_schedule_triggers_fire_through_the_dispatcher(
-    gateway: Gateway,
-    runtime: Runtime,
-    tmp_path: Path,
-    dispatcher: tuple[asyncio.subprocess.Process, int],
+    rig: Rig, dispatcher: tuple[asyncio.subprocess.Process, int]
 ) -> None:
     """The process runs the cron scheduler next to the dispatcher: each
     tick is submitted once (key cron/<ns>/<trigger>/<tick>) and called."""
-    route(gateway, "ticker", runtime.port)
-    log = tmp_path / "cron.log"
+    rig.route("ticker")
+    log = rig.tmp_path / "cron.log"
     await until("three ticks called", lambda: len(attempts_log(log)) >= 3, within=15)
     calls = attempts_log(log)
     keys = [c["key"] for c in calls]

@@ -8,10 +8,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
-import sys
-from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
@@ -26,14 +22,14 @@ from ember_runtime.http.protocol import HttpConn
 from tests.integration.dispatch.conftest import gateway_settings
 from tests.integration.dispatch.harness import (
     NS,
-    Dispatchers,
-    attempts_log,
+    Rig,
+    counts_of,
     queue_trigger,
+    record_is,
+    redrive_cli,
     route,
     until,
 )
-from tests.integration.runtime.runtime_harness import Runtime
-from tests.redis_harness import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -50,36 +46,24 @@ async def group_ready(r: Redis, stream: str, trigger: str) -> None:
     await until(f"the group of {trigger}", exists, within=10)
 
 
-async def test_message_formats_and_idempotency_keys(
-    gateway: Gateway,
-    runtime: Runtime,
-    fleet: Callable[..., Dispatchers],
-    redis: RedisServer,
-    tmp_path: Path,
-) -> None:
-    route(gateway, "jobs", runtime.port)
-    log = tmp_path / "calls.log"
-    r = Redis.from_url(redis.url)
+async def test_message_formats_and_idempotency_keys(rig: Rig) -> None:
+    rig.route("jobs")
+    log, r = rig.log, rig.r
     await r.xadd("orders", {"before": "the trigger"})  # history: not replayed
-    await fleet([queue_trigger("orders", "jobs", "orders")]).start()
+    await rig.fleet([queue_trigger("orders", "jobs", "orders")]).start()
     await group_ready(r, "orders", "orders")
     body = json.dumps({"do": "ok", "n": 1, "log": str(log)})
     await r.xadd("orders", {"body": body, "content-type": "application/json"})
     await r.xadd("orders", {"do": "ok", "n": "2", "log": str(log)})
     text_id = (await r.xadd("orders", {"body": "plain", "content-type": "text/plain"})).decode()
     await r.xadd("orders", {"do": "ok", "n": "3", "log": str(log), "idempotency-key": "abc"})
-    await until("three calls logged", lambda: len(attempts_log(log)) >= 3)
-    slot = keys.trigger_keys(NS, "orders")
-
-    async def text_done() -> bool:
-        return await r.hget(slot.record(text_id), "status") == b"succeeded"
-
-    await until("the text message ran", text_done)
+    await rig.logged(3)
+    await record_is(r, keys.trigger_keys(NS, "orders"), text_id, "succeeded")
     # The same key again, after it succeeded: acknowledged, not invoked.
     await r.xadd("orders", {"do": "ok", "n": "3", "log": str(log), "idempotency-key": "abc"})
     await r.xadd("orders", {"do": "ok", "n": "4", "log": str(log)})
-    await until("the last call", lambda: any(c["n"] == "4" for c in attempts_log(log)))
-    calls = attempts_log(log)
+    await until("the last call", lambda: any(c["n"] == "4" for c in rig.calls()))
+    calls = rig.calls()
     assert sorted(str(c["n"]) for c in calls) == ["1", "2", "3", "4"]
     assert [c["key"] for c in calls if c["n"] == "3"] == ["abc"]
 
@@ -89,33 +73,29 @@ async def test_message_formats_and_idempotency_keys(
 
     await until("every entry acknowledged", all_acked)
     assert await r.xlen("orders") == 7  # the user's stream is the user's: nothing deleted
-    await r.aclose()
 
 
-async def test_back_pressure_slows_the_trigger_and_uses_no_retries(
-    runtime: Runtime, fleet: Callable[..., Dispatchers], redis: RedisServer, tmp_path: Path
-) -> None:
+async def test_back_pressure_slows_the_trigger_and_uses_no_retries(rig: Rig) -> None:
     """A function that runs one call at a time behind a gateway that holds
     one more: a Trigger allowed 6 at once gets 503 Overloaded for the rest.
     That is back-pressure: with maxRetries 0 a single counted failure would
     dead-letter a message, and none is."""
-    log = tmp_path / "calls.log"
-    async with Gateway(gateway_settings(redis, queue_size=1)) as gw:
-        route(gw, "slow", runtime.port, concurrency=1)
+    log, r = rig.log, rig.r
+    async with Gateway(gateway_settings(rig.redis, queue_size=1)) as gw:
+        route(gw, "slow", rig.runtime.port, concurrency=1)
         trigger = queue_trigger("work", "slow", "work", maxRetries=0, concurrency=6)
-        pool = fleet([trigger], gateway_url=f"http://127.0.0.1:{gw.port}")
+        pool = rig.fleet([trigger], gateway_url=f"http://127.0.0.1:{gw.port}")
         d = await pool.start()
-        r = Redis.from_url(redis.url)
         await group_ready(r, "work", "work")
         for n in range(12):
             await r.xadd("work", {"do": "sleep", "s": "0.1", "n": str(n), "log": str(log)})
-        await until("all 12 ran", lambda: len(attempts_log(log)) >= 12, within=40)
+        await rig.logged(12, within=40)
         await asyncio.sleep(0.3)
-        counts = d.metrics.counts[next(iter(d.metrics.counts))]
+        counts = counts_of(d)
         assert counts["back_pressure"] > 0
         assert counts["retried"] == 0 and counts["dead_lettered"] == 0
         assert counts["succeeded"] == 12
-        calls = sorted(attempts_log(log), key=lambda c: c["t"])
+        calls = sorted(rig.calls(), key=lambda c: c["t"])
         assert sorted(int(c["n"]) for c in calls) == list(range(12))  # each once
         for a, b in itertools.pairwise(calls):  # concurrency 1 held
             assert b["t"] >= a["end"] - 0.001
@@ -140,18 +120,11 @@ async def test_back_pressure_slows_the_trigger_and_uses_no_retries(
         assert f"ember_dispatch_back_pressure_total{{{labels}}}" in text
         assert f"ember_dispatch_queued{{{labels}}} 0" in text
         assert f"ember_dispatch_oldest_message_age_seconds{{{labels}}} 0" in text
-        await r.aclose()
 
 
-async def test_dead_letters_of_a_trigger_and_redrive(
-    gateway: Gateway,
-    runtime: Runtime,
-    fleet: Callable[..., Dispatchers],
-    redis: RedisServer,
-    tmp_path: Path,
-) -> None:
-    route(gateway, "jobs", runtime.port)
-    log, fix = tmp_path / "calls.log", tmp_path / "fixed"
+async def test_dead_letters_of_a_trigger_and_redrive(rig: Rig) -> None:
+    rig.route("jobs")
+    log, fix, r = rig.log, rig.tmp_path / "fixed", rig.r
     trigger = queue_trigger(
         "payments",
         "jobs",
@@ -160,8 +133,7 @@ async def test_dead_letters_of_a_trigger_and_redrive(
         backoff={"initialSeconds": 1, "maxSeconds": 1},
         deadLetterStream="payments-failed",
     )
-    await fleet([trigger]).start()
-    r = Redis.from_url(redis.url)
+    await rig.fleet([trigger]).start()
     await group_ready(r, "payments", "payments")
     entry = await r.xadd("payments", {"do": "fixable", "fix": str(fix), "n": "9", "log": str(log)})
 
@@ -174,65 +146,40 @@ async def test_dead_letters_of_a_trigger_and_redrive(
     assert b"HTTP 503" in fields[b"ember-error"] and fields[b"ember-trigger"] == b"t/payments"
     assert json.loads(fields[b"body"])["n"] == "9"  # the queue format: replayable as is
     assert float(fields[b"ember-dead-at"]) >= float(fields[b"ember-first"])
-    assert [c["attempt"] for c in attempts_log(log)] == ["1", "2"]
+    assert [c["attempt"] for c in rig.calls()] == ["1", "2"]
 
     fix.touch()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ember_operator.dispatch",
-        "redrive",
-        "--trigger",
-        f"{NS}/payments",
-        env={**os.environ, "EMBER_REDIS_URL": redis.url},
-        stdout=asyncio.subprocess.PIPE,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0
-    assert f"moved {entry.decode()}: HTTP 503" in out.decode()
-    assert "1 dead letter(s) of Trigger t/payments (payments-failed)" in out.decode()
-    await until("the redriven call", lambda: len(attempts_log(log)) == 3)
-    slot = keys.trigger_keys(NS, "payments")
-
-    async def succeeded() -> bool:
-        return await r.hget(slot.record(entry.decode()), "status") == b"succeeded"
-
-    await until("it succeeded", succeeded)
-    assert attempts_log(log)[-1]["attempt"] == "1"  # attempts reset
+    out = await redrive_cli(rig.redis.url, "--trigger", f"{NS}/payments")
+    assert f"moved {entry.decode()}: HTTP 503" in out
+    assert "1 dead letter(s) of Trigger t/payments (payments-failed)" in out
+    await until("the redriven call", lambda: len(rig.calls()) == 3)
+    await record_is(r, keys.trigger_keys(NS, "payments"), entry.decode(), "succeeded")
+    assert rig.calls()[-1]["attempt"] == "1"  # attempts reset
     assert await r.xlen("payments-failed") == 0
-    await r.aclose()
 
 
-async def test_sources_come_and_go_while_the_dispatcher_runs(
-    gateway: Gateway,
-    runtime: Runtime,
-    fleet: Callable[..., Dispatchers],
-    redis: RedisServer,
-    tmp_path: Path,
-) -> None:
+async def test_sources_come_and_go_while_the_dispatcher_runs(rig: Rig) -> None:
     """Twenty queue Triggers arriving in one burst (an informer's first list)
     get one runner each; a deleted one stops reading its stream."""
-    route(gateway, "jobs", runtime.port)
-    log = tmp_path / "calls.log"
-    d = await fleet([]).start()
+    rig.route("jobs")
+    log, r = rig.log, rig.r
+    d = await rig.fleet([]).start()
     triggers = [queue_trigger(f"q{i}", "jobs", f"s{i}") for i in range(20)]
     for obj in triggers:
         d.sources.apply("Trigger", "ADDED", obj)
-    r = Redis.from_url(redis.url)
     for i in range(20):
         await group_ready(r, f"s{i}", f"q{i}")
     assert sorted(k[2] for k in d.runners) == sorted(f"q{i}" for i in range(20))
     for i in range(20):
         await r.xadd(f"s{i}", {"do": "ok", "n": str(i), "log": str(log)})
-    await until("one call per stream", lambda: len(attempts_log(log)) >= 20)
+    await rig.logged(20)  # one call per stream
     await asyncio.sleep(0.3)
-    assert sorted(int(c["n"]) for c in attempts_log(log)) == list(range(20))  # no doubles
+    assert sorted(int(c["n"]) for c in rig.calls()) == list(range(20))  # no doubles
 
     d.sources.apply("Trigger", "DELETED", triggers[0])
     await until("its runner stopped", lambda: ("trigger", NS, "q0") not in d.runners)
     await r.xadd("s0", {"do": "ok", "n": "late", "log": str(log)})
     await r.xadd("s1", {"do": "ok", "n": "21", "log": str(log)})
-    await until("the live trigger ran", lambda: any(c["n"] == "21" for c in attempts_log(log)))
+    await until("the live trigger ran", lambda: any(c["n"] == "21" for c in rig.calls()))
     await asyncio.sleep(0.5)
-    assert not any(c["n"] == "late" for c in attempts_log(log))
-    await r.aclose()
+    assert not any(c["n"] == "late" for c in rig.calls())

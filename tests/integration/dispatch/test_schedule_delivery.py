@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -17,10 +16,7 @@ from redis.asyncio import Redis
 
 from ember_operator.dispatch.schedule import Scheduler
 from ember_operator.dispatch.store import Invocations
-from ember_operator.gateway.server import Gateway
-from tests.integration.dispatch.harness import NS, Dispatchers, attempts_log, fn_object, route
-from tests.integration.runtime.runtime_harness import Runtime
-from tests.redis_harness import RedisServer
+from tests.integration.dispatch.harness import NS, Rig, fn_object
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -56,30 +52,24 @@ class Process:
         await self.redis.aclose()
 
 
-async def test_each_tick_reaches_the_function_once_across_a_restart(
-    gateway: Gateway,
-    runtime: Runtime,
-    fleet: Callable[..., Dispatchers],
-    redis: RedisServer,
-    tmp_path: Path,
-) -> None:
-    route(gateway, "jobs", runtime.port)
-    log = tmp_path / "calls.log"
-    trigger = schedule_trigger(log)
-    dispatchers = fleet([fn_object("jobs")])
+async def test_each_tick_reaches_the_function_once_across_a_restart(rig: Rig) -> None:
+    rig.route("jobs")
+    trigger = schedule_trigger(rig.log)
+    dispatchers = rig.fleet([fn_object("jobs")])
+    url = rig.redis.url
 
-    d1, p1 = await dispatchers.start(), Process(redis.url, trigger)
+    d1, p1 = await dispatchers.start(), Process(url, trigger)
     await asyncio.sleep(3.2)
     await p1.stop()
     await dispatchers.stop(d1)  # graceful: what was read finishes
     await asyncio.sleep(1.5)  # down across a tick or two (well within the grace)
-    d2, p2 = await dispatchers.start(), Process(redis.url, trigger)
+    d2, p2 = await dispatchers.start(), Process(url, trigger)
     await asyncio.sleep(3.2)
     await p2.stop()
     await asyncio.sleep(1.0)  # the last submissions are delivered
     await dispatchers.stop(d2)
 
-    calls = attempts_log(log)
+    calls = rig.calls()
     keys = [c["key"] for c in calls]
     assert len(keys) == len(set(keys)), f"a tick ran twice: {keys}"
     assert all(k.startswith(f"cron/{NS}/beat/") for k in keys), keys
