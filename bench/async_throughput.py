@@ -165,24 +165,31 @@ async def succeeded(s: aiohttp.ClientSession, metrics_urls: list[str]) -> float:
     return total
 
 
+async def submit_all(s: aiohttp.ClientSession, messages: int, clients: int) -> list[str]:
+    """POST ``messages`` async calls from ``clients`` concurrent loops (each
+    must be accepted): the invocation ids."""
+    todo = iter(range(messages))
+    ids: list[str] = []
+
+    async def client() -> None:
+        for n in todo:
+            async with s.post(f"/async/{NS}/{FN}", json={"name": str(n)}) as r:
+                await r.read()
+                assert r.status == 202, r.status
+                ids.append(r.headers["x-ember-invocation-id"])
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return ids
+
+
 async def async_round(
     base: str, metrics_url: list[str], messages: int, clients: int
 ) -> tuple[float, list[str]]:
     """Messages per second through the async path, and the invocation ids."""
-    todo = iter(range(messages))
-    ids: list[str] = []
     async with aiohttp.ClientSession(base) as s:
         before = await succeeded(s, metrics_url)
-
-        async def client() -> None:
-            for n in todo:
-                async with s.post(f"/async/{NS}/{FN}", json={"name": str(n)}) as r:
-                    await r.read()
-                    assert r.status == 202, r.status
-                    ids.append(r.headers["x-ember-invocation-id"])
-
         started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
+        ids = await submit_all(s, messages, clients)
         while await succeeded(s, metrics_url) < before + messages:  # noqa: ASYNC110 (a poll)
             await asyncio.sleep(0.01)
         return messages / (time.perf_counter() - started), ids
@@ -197,8 +204,6 @@ async def floor_round(
 
     from _async_floor import GROUP, STREAM
 
-    todo = iter(range(messages))
-    ids: list[str] = []
     r = Redis(host="127.0.0.1", port=redis_port)
 
     async def drained() -> bool:
@@ -206,16 +211,8 @@ async def floor_round(
         return bool(group["pending"] == 0 and group["lag"] == 0)
 
     async with aiohttp.ClientSession(submit_base) as s:
-
-        async def client() -> None:
-            for n in todo:
-                async with s.post(f"/async/{NS}/{FN}", json={"name": str(n)}) as resp:
-                    await resp.read()
-                    assert resp.status == 202, resp.status
-                    ids.append(resp.headers["x-ember-invocation-id"])
-
         started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
+        ids = await submit_all(s, messages, clients)
         while not await drained():  # a poll, bounded
             if time.perf_counter() - started > 300:
                 raise SystemExit("the floor did not finish its messages in 300 s")
