@@ -13,8 +13,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from ember_operator.admin_port import AdminEndpoint
 from ember_operator.dispatch import keys
-from ember_operator.dispatch.admin import DispatchAdmin
 from ember_operator.gateway.server import Gateway
 from ember_runtime.http.connections import Connections
 from ember_runtime.http.limits import HttpLimits
@@ -103,7 +103,7 @@ async def test_back_pressure_slows_the_trigger_and_uses_no_retries(rig: Rig) -> 
 
         # What the dispatcher says about it, on its port.
         await d.metrics.collect(d.redis, [s for s in d.sources.sources.values()])
-        admin = DispatchAdmin(d.metrics, lambda: None)
+        admin = AdminEndpoint(d.metrics.render, lambda: None)
         conns = Connections(HttpLimits(max_connections=8, idle_timeout=5.0))
         loop = asyncio.get_running_loop()
         server = await loop.create_server(lambda: HttpConn(admin, conns), "127.0.0.1", 0)

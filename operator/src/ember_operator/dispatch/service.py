@@ -16,7 +16,7 @@ import json
 import signal
 from pathlib import Path
 
-from ember_operator.dispatch.admin import DispatchAdmin
+from ember_operator.admin_port import AdminEndpoint
 from ember_operator.dispatch.cluster import ClusterSources
 from ember_operator.dispatch.dispatcher import Dispatcher
 from ember_operator.dispatch.schedule import Scheduler
@@ -61,7 +61,7 @@ async def serve(settings: DispatchSettings) -> int:
             return "redis unreachable"
         return None
 
-    admin = DispatchAdmin(dispatcher.metrics, readiness)
+    admin = AdminEndpoint(dispatcher.metrics.render, readiness)
     conns = Connections(HttpLimits(max_connections=64, idle_timeout=30.0))
     server = await loop.create_server(
         lambda: HttpConn(admin, conns), settings.host, settings.metrics_port, reuse_address=True

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ember_operator.admin_port import AdminEndpoint
 from ember_operator.gateway.activator import Activator, NoScaler, Scaler
-from ember_operator.gateway.admin import AdminEndpoint
 from ember_operator.gateway.async_api import AsyncApi
 from ember_operator.gateway.config import GatewaySettings
 from ember_operator.gateway.feed import Feed
@@ -74,7 +74,8 @@ class Gateway:
         loop = asyncio.get_running_loop()
         s = self.settings
         proxy = self.proxy
-        admin = AdminEndpoint(self.metrics, proxy.stats, self.readiness)
+        metrics = self.metrics
+        admin = AdminEndpoint(lambda: metrics.prometheus(proxy.stats), self.readiness, proxy.stats)
         server = await loop.create_server(
             lambda: HttpConn(proxy, self.conns), s.host, s.port, reuse_address=True, backlog=4096
         )
