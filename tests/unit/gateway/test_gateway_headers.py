@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ember_operator.gateway.headers import request_head, response_head
+from ember_operator.gateway.headers import request_head, response_head, signed
 from ember_runtime.tracing import is_traceparent
 
 pytestmark = pytest.mark.unit
@@ -47,8 +47,8 @@ def test_request_head_rewrites() -> None:
         b"rid-1",
         b"10.1.2.3",
         5,
-        b"t=1,v1=abc",
     )
+    head = signed(head, len(head), b"t=1,v1=abc")  # as the gateway sends it to a pod
     line, headers = parse(head)
     assert line == b"POST /echo?x=1 HTTP/1.1"
     d = dict(headers)

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 from ember_operator.gateway import faults
 from ember_operator.gateway.endpoints import Backend, Pod
-from ember_operator.gateway.headers import CHUNKED, UNTIL_CLOSE, response_head
-from ember_operator.gateway.relay import BodyRelay, chunk
+from ember_operator.gateway.headers import CHUNKED, UNTIL_CLOSE, response_head, signed
+from ember_operator.gateway.relay import LAST_CHUNK, BodyRelay, chunk
 from ember_operator.gateway.upstream import UpstreamConn
 from ember_runtime import logs
 from ember_runtime.errors import CallFault
@@ -29,8 +29,8 @@ from ember_runtime.http.reply import Reply, fault_reply
 
 BACKOFF_SECONDS = 0.05  # a pod that answered 429 (full) gets nothing new this long
 _OVERLOADED_BODY = b'"Runtime.Overloaded"'
-_LAST_CHUNK = b"0\r\n\r\n"
 CLIENT_GONE = 499  # recorded (never sent) when the caller left first
+_NEVER = float("inf")
 
 
 class Dispatcher(Protocol):
@@ -89,7 +89,7 @@ class Call:
         self.responding = False  # an answer's head went to the caller
         self.chunked = False
         self.status = 0
-        # (signer, function, method, target, where in ``head`` the signature goes)
+        # (signer, function, method, target, the length of the head before its body)
         self.signing: tuple[Any, Any, bytes, bytes, int] | None = None
 
     def free(self) -> Pod | None:
@@ -106,9 +106,9 @@ class Call:
         self.upstream = conn
         data = self.head
         if self.signing is not None and self.pod is not None:
-            signer, function, method, target, at = self.signing
+            signer, function, method, target, head_len = self.signing
             sig = signer.sign(function, method, target, self.request_id, self.pod.address)
-            data = b"%bx-ember-signature: %b\r\n%b" % (data[:at], sig, data[at:])
+            data = signed(data, head_len, sig)
         relay = self.relay
         if relay is None:
             conn.send(self, data, self.head_only)
@@ -184,12 +184,12 @@ class Call:
 
     def response_data(self, data: bytes) -> None:
         self.conn.write_body(chunk(data) if self.chunked else data)
-        if self.deadline != float("inf"):
+        if self.deadline != _NEVER:
             self.deadline = self.proxy.clock + self.proxy.stall_seconds
 
     def response_end(self, conn: UpstreamConn) -> None:
         if self.chunked:
-            self.conn.write_body(_LAST_CHUNK)
+            self.conn.write_body(LAST_CHUNK)
         pod = self.free()
         self._unhook()
         self._pool(pod, conn)
@@ -212,7 +212,7 @@ class Call:
     def pause_producing(self) -> None:
         if self.upstream is not None:
             self.upstream.pause_reading()
-        self.deadline = float("inf")  # the caller is slow, not the pod (the core times it)
+        self.deadline = _NEVER  # the caller is slow, not the pod (the core times it)
 
     def resume_producing(self) -> None:
         if self.upstream is not None:

@@ -65,9 +65,9 @@ def request_head(
     request_id: bytes,
     client_ip: bytes,
     body_len: int,
-    signature: bytes = b"",
 ) -> bytes:
-    """The complete head (with the blank line) of the request sent to a pod."""
+    """The complete head (with the blank line) of the request sent to a pod,
+    unsigned (``signed`` adds the signature for the pod it goes to)."""
     parts = [method, b" ", target, b" HTTP/1.1\r\n"]
     drop: frozenset[bytes] = _REQUEST_DROP
     forwarded: list[bytes] = []
@@ -93,9 +93,7 @@ def request_head(
             fhost = True
         parts += (name, b": ", value, b"\r\n")
     if drop is not _REQUEST_DROP:  # a Connection header named more: filter again
-        return request_head_filtered(
-            method, target, headers, drop, request_id, client_ip, body_len, signature
-        )
+        return request_head_filtered(method, target, headers, drop, request_id, client_ip, body_len)
     forwarded.append(client_ip)
     parts += (b"x-forwarded-for: ", b", ".join(forwarded), b"\r\n")
     if not proto:
@@ -111,10 +109,15 @@ def request_head(
         parts += (b"x-request-id: ", request_id, b"\r\ncontent-length: %d\r\n" % body_len)
     else:
         parts += (b"x-request-id: ", request_id, b"\r\ntransfer-encoding: chunked\r\n")
-    if signature:
-        parts += (b"x-ember-signature: ", signature, b"\r\n")
     parts.append(b"\r\n")
     return b"".join(parts)
+
+
+def signed(request: bytes, head_len: int, signature: bytes) -> bytes:
+    """``request`` (a ``request_head`` of ``head_len`` bytes, then any body)
+    with the signature header last in its head."""
+    at = head_len - 2  # before the blank line
+    return b"%bx-ember-signature: %b\r\n%b" % (request[:at], signature, request[at:])
 
 
 def request_head_filtered(
@@ -125,10 +128,9 @@ def request_head_filtered(
     request_id: bytes,
     client_ip: bytes,
     body_len: int,
-    signature: bytes,
 ) -> bytes:
     keep = [(n, v) for n, v in headers if n.lower() not in drop or n.lower() == b"x-forwarded-for"]
-    return request_head(method, target, keep, request_id, client_ip, body_len, signature)
+    return request_head(method, target, keep, request_id, client_ip, body_len)
 
 
 _STATUS: dict[int, bytes] = {}

@@ -110,7 +110,10 @@ class Proxy:
         t = conn.transport
         peer = t.get_extra_info("peername") if t is not None else None
         client_ip = peer[0].encode() if peer else b"unknown"
-        length = len(body) if isinstance(body, bytes) else max(body.length, CHUNKED)
+        if isinstance(body, bytes):
+            length = len(body)
+        else:  # streamed: its declared length, or none (chunked)
+            length = body.length if body.length >= 0 else CHUNKED
         head = request_head(method, target, headers, rid, client_ip, length)
         call = Call(
             self, conn, backend, head + body if isinstance(body, bytes) else head, request_id
@@ -118,7 +121,7 @@ class Proxy:
         if isinstance(body, StreamedBody):
             call.relay = BodyRelay(call, body, self.settings.write_buffer_bytes)
         if self.signer is not None:  # signed per pod, as each attempt goes out
-            call.signing = (self.signer, key, method, target, len(head) - 2)
+            call.signing = (self.signer, key, method, target, len(head))
         call.head_only = method == b"HEAD"
         backend.requests_total += 1
         if not backend.held:

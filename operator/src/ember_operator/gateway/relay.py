@@ -17,7 +17,7 @@ from ember_operator.gateway.upstream import UpstreamConn
 from ember_runtime.errors import CallFault
 from ember_runtime.http.streaming import StreamedBody
 
-_LAST_CHUNK = b"0\r\n\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
 
 
 class Failing(Protocol):
@@ -66,7 +66,7 @@ class BodyRelay:
         up = self.upstream
         if up is not None:
             if self.stream.chunked:
-                up.write(_LAST_CHUNK)
+                up.write(LAST_CHUNK)
             up.end_request()
 
     def body_failed(self, fault: CallFault | None, message: str) -> None:
@@ -79,7 +79,7 @@ class BodyRelay:
         chunks = self.chunks or []
         if self.stream.chunked:
             data = b"".join(chunk(c) for c in chunks)
-            return data + _LAST_CHUNK if self.done else data
+            return data + LAST_CHUNK if self.done else data
         return b"".join(chunks)
 
     def connected(self, up: UpstreamConn) -> None:
