@@ -120,7 +120,16 @@ class Verifier:
     refused even inside the window (it might be a replay of a forgotten one).
     """
 
-    __slots__ = ("_pruned", "floor", "key", "max_remembered", "remembered", "seen", "window")
+    __slots__ = (
+        "_pods",
+        "_pruned",
+        "floor",
+        "key",
+        "max_remembered",
+        "remembered",
+        "seen",
+        "window",
+    )
 
     def __init__(
         self, key: bytes, window: float = REPLAY_WINDOW_SECONDS, max_remembered: int = 100_000
@@ -134,6 +143,7 @@ class Verifier:
         self.remembered = 0
         self.floor = -1
         self._pruned = -1
+        self._pods: dict[tuple[str, int], bytes] = {}  # local address -> pod_address
 
     def check(
         self,
@@ -181,8 +191,16 @@ class Verifier:
     ) -> str | None:
         """``check`` with the signature taken from raw request headers, for
         a call that came to ``local`` (this pod's address on its socket)."""
-        pod = pod_address(*local) if local else b""
+        pod = b""
+        if local is not None:
+            pod = self._pods.get(local) or self._pod(local)
         return self.check(find_signature(headers), method, target, request_id, pod, now)
+
+    def _pod(self, local: tuple[str, int]) -> bytes:
+        if len(self._pods) >= 64:  # a pod has a few addresses; never grows
+            self._pods.clear()
+        pod = self._pods[local] = pod_address(*local)
+        return pod
 
     def _remember(self, t: int, request_id: str, now: float) -> str | None:
         second = int(now)

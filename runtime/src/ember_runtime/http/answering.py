@@ -36,6 +36,7 @@ class Answering:
         "http11",
         "keep_alive",
         "lingering",
+        "local",
         "pipeline",
         "pipeline_bytes",
         "producer",
@@ -56,6 +57,7 @@ class Answering:
     head_only: bool
     keep_alive: bool
     lingering: bool
+    local: tuple[str, int] | None
     reject: Reply | None
     discarding: bool
     eof: bool
@@ -214,10 +216,14 @@ class Answering:
             t.close()
 
     def local_address(self) -> tuple[str, int] | None:
-        """The address the client connected to (host, port)."""
-        t = self.transport
-        sockname = t.get_extra_info("sockname") if t is not None else None
-        return (str(sockname[0]), int(sockname[1])) if sockname else None
+        """The address the client connected to (host, port), asked of the
+        socket once per connection."""
+        if self.local is None:
+            t = self.transport
+            sockname = t.get_extra_info("sockname") if t is not None else None
+            if sockname:
+                self.local = (str(sockname[0]), int(sockname[1]))
+        return self.local
 
     def _close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():

@@ -80,6 +80,7 @@ class HttpConn(Refusing, asyncio.Protocol):
         self.head_only = False  # ... and it is a HEAD
         self.keep_alive = True  # ... and its connection may be kept
         self.lingering = False  # half-closed after a refusal, draining what the client sends
+        self.local: tuple[str, int] | None = None  # see local_address
         self.reject: Reply | None = None  # the answer once everything before it is sent
         self.discarding = False  # nothing more is parsed (after a reject or an upgrade)
         self.eof = False
