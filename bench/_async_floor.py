@@ -15,7 +15,7 @@ Two roles, each its own process (``bench/async_throughput.py`` starts them):
   status and body) and ``XACK``.
 
 Redis commands issued in one turn of the event loop go out together on one
-connection (as Ember's ``dispatch.batch`` does), so a burst costs one round
+connection (with Ember's own ``dispatch.batch``), so a burst costs one round
 trip; each command is still its own.
 
 What it leaves out, all of which Ember does: idempotency keys, callbacks,
@@ -47,7 +47,7 @@ import httptools
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from ember_operator.dispatch.batch import resp
+from ember_operator.dispatch.batch import Batcher
 from ember_operator.dispatch.http1 import Http1Pool
 
 NS, FN = "bench", "hello"
@@ -59,55 +59,11 @@ def record(invocation_id: str) -> str:
     return f"floor:{{bench/hello}}:inv:{invocation_id}"
 
 
-class Pipe:
-    """Commands issued in one loop turn are written together on one
-    connection, their answers read back in order."""
-
-    def __init__(self, redis: Redis) -> None:
-        self.redis = redis
-        self.pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
-        self.sending = False
-        self.conn: Any = None
-
-    def call(self, *command: Any) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        if not self.pending and not self.sending:
-            loop.call_soon(self._flush)
-        self.pending.append((command, fut))
-        return fut
-
-    def _flush(self) -> None:
-        if self.sending or not self.pending:
-            return
-        batch, self.pending = self.pending, []
-        self.sending = True
-        asyncio.get_running_loop().create_task(self._send(batch))
-
-    async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
-        try:
-            if self.conn is None:
-                self.conn = await self.redis.connection_pool.get_connection()  # type: ignore[no-untyped-call]
-            out: list[bytes] = []
-            for command, _ in batch:
-                resp(out, command)
-            await self.conn.send_packed_command(b"".join(out))
-            for _, fut in batch:
-                fut.set_result(await self.conn.read_response())
-        except Exception as e:  # a benchmark: fail the calls, no recovery
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(e)
-        finally:
-            self.sending = False
-            self._flush()
-
-
 # --- submit ------------------------------------------------------------------
 
 
 class Submit(asyncio.Protocol):
-    def __init__(self, pipe: Pipe) -> None:
+    def __init__(self, pipe: Batcher) -> None:
         self.pipe = pipe
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
@@ -136,8 +92,8 @@ class Submit(asyncio.Protocol):
             self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
             return
         invocation_id = os.urandom(8).hex()
-        self.pipe.call("XADD", STREAM, "*", "i", invocation_id, "m", body)
-        done = self.pipe.call(
+        self.pipe.command("XADD", STREAM, "*", "i", invocation_id, "m", body)
+        done = self.pipe.command(
             "HSET", record(invocation_id), "status", "queued", "created", repr(time.time())
         )
         done.add_done_callback(lambda f: self._answer(f, invocation_id))
@@ -156,7 +112,7 @@ class Submit(asyncio.Protocol):
 
 async def submit(port: int, redis_port: int) -> None:
     redis = Redis(host="127.0.0.1", port=redis_port)
-    pipe = Pipe(redis)
+    pipe = Batcher(redis, {})
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: Submit(pipe), "127.0.0.1", port)
     async with server:
@@ -168,7 +124,7 @@ async def submit(port: int, redis_port: int) -> None:
 
 async def consume(name: str, gateway_port: int, redis_port: int, concurrency: int) -> None:
     reader = Redis(host="127.0.0.1", port=redis_port, socket_timeout=10)
-    pipe = Pipe(Redis(host="127.0.0.1", port=redis_port))
+    pipe = Batcher(Redis(host="127.0.0.1", port=redis_port), {})
     try:
         await reader.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
     except ResponseError as e:
@@ -186,10 +142,10 @@ async def consume(name: str, gateway_port: int, redis_port: int, concurrency: in
         nonlocal in_flight
         started = time.time()
         try:
-            status, _, body = await gateway.post(path, headers, fields[b"m"])
+            status, _, body = await gateway.post(path, headers, fields[b"m"], 30.0)
         except (OSError, ConnectionError) as e:
             status, body = 0, repr(e).encode()
-        pipe.call(
+        pipe.command(
             "HSET",
             record(fields[b"i"].decode()),
             "status",
@@ -203,7 +159,7 @@ async def consume(name: str, gateway_port: int, redis_port: int, concurrency: in
             "result_body",
             body,
         )
-        await pipe.call("XACK", STREAM, GROUP, entry_id)
+        await pipe.command("XACK", STREAM, GROUP, entry_id)
         in_flight -= 1
         room.set()
 

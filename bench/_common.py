@@ -146,6 +146,40 @@ def wait_quiet(
     return time.monotonic() - start
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _tree(root: int) -> list[int]:
+    """``root`` and its descendants now (by each process's parent id)."""
+    parents: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(d.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += [c for c, p in parents.items() if p == pid]
+    return out
+
+
+def cpu_seconds(root: int) -> float:
+    """CPU time (user + system) used so far by ``root`` and its live
+    descendants: what a role costs, read before and after a round."""
+    total = 0
+    for pid in _tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICK
+
+
 def cpu_note() -> str:
     try:
         load = os.getloadavg()[0]

@@ -48,6 +48,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -56,6 +57,7 @@ import aiohttp
 from _common import (
     BENCH,
     PYTHON,
+    cpu_seconds,
     free_port,
     median,
     percentile,
@@ -259,6 +261,42 @@ async def queueing_delays(redis_port: int, ids: list[str], floor: bool = False) 
     return out
 
 
+class CpuMeter:
+    """CPU microseconds per message of each role (process tree), per side:
+    where the machine's two cores go, which is what bounds the rates."""
+
+    def __init__(self) -> None:
+        self.roles: dict[str, list[int]] = {}
+        self.per_msg: dict[str, dict[str, list[float]]] = {}
+
+    def add(self, role: str, pid: int) -> None:
+        self.roles.setdefault(role, []).append(pid)
+
+    def _now(self) -> dict[str, float]:
+        now = {r: sum(cpu_seconds(p) for p in pids) for r, pids in self.roles.items()}
+        now["client"] = time.process_time()
+        return now
+
+    def round(self, side: str, messages: int, run: Any) -> Any:
+        before = self._now()
+        out = run()
+        after = self._now()
+        got = self.per_msg.setdefault(side, {})
+        for role, t in after.items():
+            if after[role] - before[role] > 0:
+                got.setdefault(role, []).append((t - before[role]) / messages * 1e6)
+        return out
+
+    def lines(self) -> list[str]:
+        out = []
+        for side, roles in self.per_msg.items():
+            parts = {r: median(v) for r, v in roles.items()}
+            total = sum(parts.values())
+            shown = ", ".join(f"{r} {v:.0f}" for r, v in sorted(parts.items(), key=lambda x: -x[1]))
+            out.append(f"CPU us/msg {side}: total {total:.0f} ({shown})")
+        return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -273,6 +311,7 @@ def main() -> None:
     delays: list[float] = []
     floor_delays: list[float] = []
     procs: list[subprocess.Popen[bytes]] = []
+    meter = CpuMeter()
     with tempfile.TemporaryDirectory() as tmp:
         redis_port, rt_port = free_port(), free_port()
         gw_port, gw_admin = free_port(), free_port()
@@ -281,9 +320,11 @@ def main() -> None:
         feed_file.write_text(json.dumps(feed(rt_port, args.concurrency)))
         try:
             procs.append(start_redis(Path(tmp), redis_port))
+            meter.add("redis", procs[-1].pid)
             procs.append(
                 start_ember_runtime(rt_port, concurrency=args.concurrency, function="bench/hello")
             )
+            meter.add("runtime", procs[-1].pid)
             procs.append(
                 start(
                     "ember_operator.gateway",
@@ -297,6 +338,7 @@ def main() -> None:
                     f"http://127.0.0.1:{gw_admin}/_/ready",
                 )
             )
+            meter.add("gateway", procs[-1].pid)
             base = f"http://127.0.0.1:{gw_port}"
             metrics_url = []
             for i in range(args.dispatchers):  # replicas, as the chart runs them
@@ -316,6 +358,7 @@ def main() -> None:
                         f"http://127.0.0.1:{d_port}/_/ready",
                     )
                 )
+                meter.add("dispatcher", procs[-1].pid)
                 metrics_url.append(f"http://127.0.0.1:{d_port}/metrics")
             floor_port = free_port()
             floor_cmd = [PYTHON, str(BENCH / "_async_floor.py")]
@@ -333,6 +376,7 @@ def main() -> None:
                     stderr=subprocess.DEVNULL,
                 )
             )
+            meter.add("floor_submit", procs[-1].pid)
             floor_base = f"http://127.0.0.1:{floor_port}"
             wait_http(f"{floor_base}/ready", proc=procs[-1])
             consumers = []
@@ -350,6 +394,8 @@ def main() -> None:
                     )
                 )
             procs += consumers
+            for c in consumers:
+                meter.add("floor_consumer", c.pid)
             wait_floor_consumers(redis_port, args.dispatchers, consumers)
             warm = max(50, args.messages // 10)
             asyncio.run(sync_round(base, warm, args.clients))
@@ -360,17 +406,29 @@ def main() -> None:
                 for side in sides if r % 2 == 0 else sides[::-1]:
                     if side == "sync":
                         runs["sync"].append(
-                            asyncio.run(sync_round(base, args.messages, args.clients))
+                            meter.round(
+                                side,
+                                args.messages,
+                                lambda: asyncio.run(sync_round(base, args.messages, args.clients)),
+                            )
                         )
                     elif side == "floor":
-                        rate, ids = asyncio.run(
-                            floor_round(floor_base, redis_port, args.messages, args.clients)
+                        rate, ids = meter.round(
+                            side,
+                            args.messages,
+                            lambda: asyncio.run(
+                                floor_round(floor_base, redis_port, args.messages, args.clients)
+                            ),
                         )
                         runs["floor"].append(rate)
                         floor_delays += asyncio.run(queueing_delays(redis_port, ids, floor=True))
                     else:
-                        rate, ids = asyncio.run(
-                            async_round(base, metrics_url, args.messages, args.clients)
+                        rate, ids = meter.round(
+                            side,
+                            args.messages,
+                            lambda: asyncio.run(
+                                async_round(base, metrics_url, args.messages, args.clients)
+                            ),
                         )
                         runs["async"].append(rate)
                         delays += asyncio.run(queueing_delays(redis_port, ids))
@@ -410,7 +468,11 @@ def main() -> None:
         f"p99 {res['queueing_delay_p99_ms']:.1f} ms over {len(delays)} messages; "
         f"floor p50 {res['floor_queueing_delay_p50_ms']:.1f} ms, "
         f"p99 {res['floor_queueing_delay_p99_ms']:.1f} ms",
+        *meter.lines(),
     ]
+    res["cpu_us_per_message"] = {
+        side: {r: median(v) for r, v in roles.items()} for side, roles in meter.per_msg.items()
+    }
     report("async_throughput", {**res, "args": vars(args), "runs": runs}, lines)
 
 

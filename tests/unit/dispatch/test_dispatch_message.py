@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -53,8 +54,18 @@ def test_stream_fields_round_trip() -> None:
 
 def test_packed_round_trip_and_the_retry_stream_form() -> None:
     assert unpack(pack(FULL)) == FULL
-    assert from_fields({b"m": pack(FULL).encode()}) == FULL
-    json.loads(pack(FULL))  # one JSON string: Lua moves it whole
+    assert from_fields({b"m": pack(FULL)}) == FULL
+    meta, body = pack(FULL).split(b"\n", 1)  # a line of JSON, then the body as it is
+    assert json.loads(meta)["id"] == "abc" and body == FULL.body
+    newline_body = Message(id="n", body=b"a\nb\n")
+    assert unpack(pack(newline_body)) == newline_body
+
+
+def test_the_all_json_form_of_an_earlier_version_still_reads() -> None:
+    old = {"id": "abc", "b": base64.b64encode(FULL.body).decode(), "h": FULL.headers, "a": 3}
+    old |= {"q": 4, "f": FULL.first, "s": "cron", "d": FULL.deadline, "c": FULL.callback}
+    old |= {"i": "k-1", "e": FULL.error}
+    assert unpack(json.dumps(old)) == FULL
 
 
 def test_requeued_copies_are_newer() -> None:

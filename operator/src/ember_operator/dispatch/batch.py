@@ -1,19 +1,22 @@
 """Script calls made at the same moment go to Redis in one pipeline.
 
 Why: at a few thousand messages a second, the dispatcher's own cost per
-message was mostly redis-py's per-command round trip (pool, write, read,
-parse), twice per message (``BEGIN``, ``SUCCEED``), and the gateway's
-once per submission (``SUBMIT``). Calls queued in one
-turn of the event loop are sent together and their answers handed back
-one by one, so a burst of 64 answers costs one round trip, not 64. Each
-call is still its own atomic script; nothing is made atomic together.
+message was mostly redis-py's per-command path (pool, encoder, a timeout
+per reply, parse), for the one or two scripts each message needs, and the
+gateway's for each submission (``SUBMIT``). Calls queued in one turn of
+the event loop are sent together and their answers handed back one by
+one, so a burst of 64 answers costs one round trip, not 64. Each call is
+still its own atomic script; nothing is made atomic together.
 
 The batches go over one connection of the Batcher's own, one batch at a
 time: calls made while a batch is out wait for it and leave together,
-which batches best exactly when Redis is busiest. Scripts are called by
-their SHA (``EVALSHA``); after a Redis restart (scripts gone:
-``NOSCRIPT``) they are loaded again and the calls that failed for it are
-sent again, once.
+which batches best exactly when Redis is busiest. redis-py opens that
+connection (TLS, AUTH, SELECT, as configured); the commands are packed
+and the replies parsed by hiredis in C, with one timeout per batch
+(redis-py's per-reply path cost a third of a dispatcher's CPU per
+message, ``bench/async_throughput.py``). Scripts are called by their SHA
+(``EVALSHA``); after a Redis restart (scripts gone: ``NOSCRIPT``) they
+are loaded again and the calls that failed for it are sent again, once.
 """
 
 from __future__ import annotations
@@ -23,23 +26,26 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import hiredis
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
 Arg = str | bytes | int | float
-Call = tuple[str, Sequence[str], Sequence[Arg], "asyncio.Future[Any]"]
+# (the script's name, or "" for a plain command; the command; its future)
+Call = tuple[str, tuple[Arg, ...], "asyncio.Future[Any]"]
+READ_SIZE = 1 << 16
+DEFAULT_TIMEOUT = 5.0
 
 
-def resp(out: list[bytes], command: Sequence[Arg]) -> None:
-    """One command in the Redis protocol (RESP), appended to ``out``:
-    redis-py's general encoder cost more than the rest of a submission."""
-    out.append(b"*%d\r\n" % len(command))
-    for arg in command:
-        if isinstance(arg, str):
-            arg = arg.encode()
-        elif not isinstance(arg, bytes):
-            arg = repr(arg).encode() if isinstance(arg, float) else str(arg).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+def resp(command: Sequence[Arg]) -> bytes:
+    """One command in the Redis protocol (RESP), packed in C."""
+    return hiredis.pack_command(tuple(command))  # type: ignore[arg-type,no-any-return]
+
+
+def _error(e: hiredis.ReplyError) -> ResponseError:
+    """A reply that is an error, as redis-py names it."""
+    text = str(e)
+    return NoScriptError(text) if text.startswith("NOSCRIPT") else ResponseError(text)
 
 
 class Batcher:
@@ -50,14 +56,28 @@ class Batcher:
         self.pending: list[Call] = []
         self.sending = False
         self.conn: Any = None  # one connection of its own: batches go one after another
+        self.parser: Any = None
         self.tasks: set[asyncio.Task[None]] = set()
+        timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
+        self.timeout = float(timeout) if timeout else DEFAULT_TIMEOUT
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def call(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
+        """Script ``name`` with ``keys`` and ``args``: its reply."""
+        return self._queue(name, ("EVALSHA", self.shas[name], len(keys), *keys, *args))
+
+    def command(self, *command: Arg) -> asyncio.Future[Any]:
+        """Any other command, in the same batches: its reply."""
+        return self._queue("", command)
+
+    def _queue(self, name: str, command: tuple[Arg, ...]) -> asyncio.Future[Any]:
+        loop = self.loop
+        if loop is None:
+            loop = self.loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         if not self.pending and not self.sending:
             loop.call_soon(self._flush)
-        self.pending.append((name, keys, args, fut))
+        self.pending.append((name, command, fut))
         return fut
 
     def _flush(self) -> None:
@@ -65,7 +85,8 @@ class Batcher:
             return  # the batch in flight sends these when it is back
         batch, self.pending = self.pending, []
         self.sending = True
-        task = asyncio.get_running_loop().create_task(self._send(batch))
+        assert self.loop is not None
+        task = self.loop.create_task(self._send(batch))
         self.tasks.add(task)
         task.add_done_callback(self._sent)
 
@@ -74,48 +95,69 @@ class Batcher:
         self.sending = False
         self._flush()
 
-    async def _exchange(self, batch: list[Call]) -> list[Any]:
-        if self.conn is None:
-            self.conn = await self.redis.connection_pool.get_connection()  # type: ignore[no-untyped-call]
-        conn = self.conn
-        try:
-            out: list[bytes] = []
-            for name, keys, args, _ in batch:
-                resp(out, ("EVALSHA", self.shas[name], len(keys), *keys, *args))
-            await conn.send_packed_command(b"".join(out))
-            results: list[Any] = []
-            for _ in batch:
+    async def _connect(self) -> Any:
+        conn = await self.redis.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+        self.parser = hiredis.Reader() if hasattr(conn, "_reader") else None
+        self.conn = conn
+        return conn
+
+    async def _replies(self, conn: Any, n: int) -> list[Any]:
+        """``n`` replies, parsed by hiredis straight off the connection's
+        stream (redis-py's own per-reply path where that is not there)."""
+        if self.parser is None:
+            out: list[Any] = []
+            for _ in range(n):
                 try:
-                    results.append(await conn.read_response())
+                    out.append(await conn.read_response())
                 except ResponseError as e:
-                    results.append(e)
-            return results
+                    out.append(e)
+            return out
+        parser, reader, out = self.parser, conn._reader, []
+        while len(out) < n:
+            got = parser.gets()
+            if got is False:
+                data = await reader.read(READ_SIZE)
+                if not data:
+                    raise ConnectionError("Redis closed the connection")
+                parser.feed(data)
+            else:
+                out.append(_error(got) if isinstance(got, hiredis.ReplyError) else got)
+        return out
+
+    async def _exchange(self, batch: list[Call]) -> list[Any]:
+        conn = self.conn or await self._connect()
+        try:
+            payload = b"".join([resp(command) for _, command, _ in batch])
+            async with asyncio.timeout(self.timeout):
+                await conn.send_packed_command(payload, check_health=False)
+                return await self._replies(conn, len(batch))
         except BaseException:
-            await conn.disconnect()  # in an unknown state: the next batch reconnects
+            self.conn = self.parser = None  # in an unknown state: the next batch reconnects
+            await conn.disconnect()
             raise
 
     async def _send(self, batch: list[Call], again: bool = True) -> None:
         try:
             results = await self._exchange(batch)
             answers = zip(batch, results, strict=True)
-            missing = [c for c, r in answers if isinstance(r, NoScriptError)]
+            missing = [c for c, r in answers if c[0] and isinstance(r, NoScriptError)]
             if missing and again:
                 for name in {c[0] for c in missing}:
                     await self.redis.script_load(self.sources[name])
                 await self._send(missing, again=False)
-            for (_, _, _, fut), result in zip(batch, results, strict=True):
-                if fut.done() or (again and isinstance(result, NoScriptError)):
+            for (name, _, fut), result in zip(batch, results, strict=True):
+                if fut.done() or (again and name and isinstance(result, NoScriptError)):
                     continue
                 if isinstance(result, Exception):
                     fut.set_exception(result)
                 else:
                     fut.set_result(result)
         except Exception as e:  # the connection failed: every call in the batch did
-            for _, _, _, fut in batch:
+            for _, _, fut in batch:
                 if not fut.done():
                     fut.set_exception(e)
 
     async def close(self) -> None:
         if self.conn is not None:
             await self.conn.disconnect()
-            self.conn = None
+            self.conn = self.parser = None

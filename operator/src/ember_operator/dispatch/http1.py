@@ -13,6 +13,10 @@ The async path's throughput is measured against synchronous calls
 A request written on a reused connection that ends without a byte of
 answer (the gateway closed it idle as we wrote) is sent once more on a
 new one; anything else is the caller's failure to judge.
+
+Deadlines are kept by one sweep over the connections in use (every
+``SWEEP_SECONDS`` while any is), not a timer per call: an exchange past its
+deadline fails with ``TimeoutError`` and its connection is closed.
 """
 
 from __future__ import annotations
@@ -23,11 +27,14 @@ from collections import deque
 import httptools
 
 Answer = tuple[int, list[tuple[str, str]], bytes]
+SWEEP_SECONDS = 0.1
 
 
 class _Conn(asyncio.Protocol):
-    def __init__(self, max_body: int) -> None:
+    def __init__(self, max_body: int, loop: asyncio.AbstractEventLoop) -> None:
         self.max_body = max_body
+        self.loop = loop
+        self.deadline = 0.0
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[Answer] | None = None
@@ -84,7 +91,7 @@ class _Conn(asyncio.Protocol):
         assert self.transport is not None
         self.headers, self.body, self.size, self.got_bytes = [], [], 0, False
         self.reusable = False
-        self.waiter = asyncio.get_running_loop().create_future()
+        self.waiter = self.loop.create_future()
         self.transport.write(data)
         return self.waiter
 
@@ -101,14 +108,42 @@ class Http1Pool:
         self.max_body = max_body
         self.max_idle = max_idle
         self.idle: deque[_Conn] = deque()
+        self.busy: set[_Conn] = set()
         self.host_header = f"{host}:{port}".encode()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._sweep: asyncio.TimerHandle | None = None
 
     async def _connect(self) -> _Conn:
-        loop = asyncio.get_running_loop()
-        _, conn = await loop.create_connection(lambda: _Conn(self.max_body), self.host, self.port)
+        assert self.loop is not None
+        loop = self.loop
+        _, conn = await loop.create_connection(
+            lambda: _Conn(self.max_body, loop), self.host, self.port
+        )
         return conn
 
-    async def post(self, path: str, headers: dict[str, str], body: bytes) -> Answer:
+    def _expire(self) -> None:
+        """Fail the exchanges past their deadline; again while any is out."""
+        assert self.loop is not None
+        self._sweep = None
+        now = self.loop.time()
+        for conn in [c for c in self.busy if c.deadline <= now]:
+            self.busy.discard(conn)
+            conn._fail(TimeoutError("no answer from the gateway in time"))
+        if self.busy:
+            self._sweep = self.loop.call_later(SWEEP_SECONDS, self._expire)
+
+    async def post(
+        self,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+        seconds: float,
+    ) -> Answer:
+        """The answer to one POST, or ``TimeoutError`` after ``seconds``
+        (within ``SWEEP_SECONDS``)."""
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+        deadline = self.loop.time() + seconds
         lines = [b"POST ", path.encode("latin-1"), b" HTTP/1.1\r\nhost: ", self.host_header]
         for k, v in headers.items():
             lines += [b"\r\n", k.encode("latin-1"), b": ", v.encode("latin-1", "replace")]
@@ -119,19 +154,28 @@ class Http1Pool:
             if conn.transport is None or conn.transport.is_closing():
                 continue
             try:
-                return await self._exchange(conn, request)
+                return await self._exchange(conn, request, deadline)
             except ConnectionError:
                 if conn.got_bytes:
                     raise
                 # Closed under us before answering: the gateway never read it.
-        return await self._exchange(await self._connect(), request)
+        async with asyncio.timeout_at(deadline):
+            conn = await self._connect()
+        return await self._exchange(conn, request, deadline)
 
-    async def _exchange(self, conn: _Conn, request: bytes) -> Answer:
+    async def _exchange(self, conn: _Conn, request: bytes, deadline: float) -> Answer:
+        conn.deadline = deadline
+        self.busy.add(conn)
+        if self._sweep is None:
+            assert self.loop is not None
+            self._sweep = self.loop.call_later(SWEEP_SECONDS, self._expire)
         try:
             answer = await conn.send(request)
         except BaseException:
             conn.close()
             raise
+        finally:
+            self.busy.discard(conn)
         if conn.reusable and len(self.idle) < self.max_idle:
             self.idle.append(conn)
         else:
@@ -139,6 +183,9 @@ class Http1Pool:
         return answer
 
     def close(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         while self.idle:
             self.idle.pop().close()
 

@@ -11,7 +11,6 @@ dispatcher and runtime logs carry the same id.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 
@@ -77,8 +76,7 @@ class Invoker:
         try:
             if self.pool is not None:
                 path = f"{self.prefix}/fn/{namespace}/{function}"
-                async with asyncio.timeout(self.seconds):
-                    answer = Answer(*await self.pool.post(path, headers, m.body))
+                answer = Answer(*await self.pool.post(path, headers, m.body, self.seconds))
             else:
                 url = f"{self.base}/fn/{namespace}/{function}"
                 async with self.session().post(url, data=m.body, headers=headers) as r:

@@ -2,8 +2,8 @@
 
 One ``Message`` is one invocation in transit: the request (body and
 headers), where it stands (``attempt``, the last ``error``) and what to do
-with its result (``callback``). Ember's streams hold it packed, one JSON
-field ``m`` (``pack``): the async stream (fewer arguments per submission),
+with its result (``callback``). Ember's streams hold it packed, one field
+``m`` (``pack``: a line of JSON, then the body): the async stream (fewer arguments per submission),
 the retry stream and the delayed set (a Lua script moves it whole). Dead
 letters, read by people, are plain stream fields (``to_fields``), and
 ``from_fields`` reads either form.
@@ -131,11 +131,12 @@ def from_fields(fields: Fields) -> Message:
     )
 
 
-def pack(m: Message) -> str:
-    """One JSON string (the body in base64): a retry in the delayed set."""
+def pack(m: Message) -> bytes:
+    """One value: the message's facts as one line of JSON, then the body as
+    it is (no base64: encoding and decoding it was a tenth of the
+    dispatcher's work per message). Lua moves it whole (the delayed set)."""
     d: dict[str, Any] = {
         "id": m.id,
-        "b": base64.b64encode(m.body).decode("ascii"),
         "h": m.headers,
         "a": m.attempt,
         "q": m.seq,
@@ -145,14 +146,21 @@ def pack(m: Message) -> str:
     for k, v in (("d", m.deadline), ("c", m.callback), ("i", m.idempotency_key), ("e", m.error)):
         if v:
             d[k] = v
-    return json.dumps(d, separators=(",", ":"))
+    return json.dumps(d, separators=(",", ":")).encode() + b"\n" + m.body
 
 
 def unpack(raw: bytes | str) -> Message:
-    d = json.loads(raw)
+    """``pack``'s value; also the all-JSON form an earlier Ember wrote (the
+    body in base64 under ``b``, no newline: JSON escapes its own)."""
+    if isinstance(raw, str):
+        raw = raw.encode()
+    meta, newline, body = raw.partition(b"\n")
+    d = json.loads(meta)
+    if not newline:
+        body = base64.b64decode(d["b"])
     return Message(
         id=str(d["id"]),
-        body=base64.b64decode(d["b"]),
+        body=body,
         headers=tuple((str(k), str(v)) for k, v in d.get("h") or ()),
         attempt=int(d.get("a", 1)),
         seq=int(d.get("q", 1)),
