@@ -166,3 +166,24 @@ def test_a_record_reads_back_as_the_api_shows_it() -> None:
     raw[b"result_body"] = b"\xff\x00"
     assert describe("id1", raw)["result"]["body"] == "/wA="
     assert describe("id1", raw)["result"]["bodyEncoding"] == "base64"
+
+
+def test_only_a_first_read_of_a_submitted_async_message_skips_begin() -> None:
+    from dataclasses import replace
+
+    from ember_operator.dispatch.deliver import fresh
+    from ember_operator.dispatch.policy import RetryPolicy
+    from ember_operator.dispatch.sources import function_source, trigger_source
+
+    fn = function_source("t", "jobs", RetryPolicy(3, 1, 60), 8)
+    main, retries = fn.lanes
+    m = Message(id="i", body=b"{}")
+    assert fresh(fn, main, m, 1)
+    assert not fresh(fn, main, m, 2)  # delivered before: it may have run
+    assert not fresh(fn, retries, m, 1)  # a retry or a redriven copy
+    assert not fresh(fn, main, replace(m, seq=2), 1)  # redriven: an older copy may exist
+    assert not fresh(fn, main, replace(m, attempt=2), 1)
+    assert not fresh(fn, main, replace(m, idempotency_key="k"), 1)  # cron: BEGIN dedups
+    trigger = trigger_source("t", "q", {"function": "jobs", "queue": {"stream": "s"}}, 8)
+    assert trigger is not None
+    assert not fresh(trigger, trigger.main, m, 1)  # a user's stream may hold duplicates

@@ -125,11 +125,22 @@ class Batcher:
         return out
 
     async def _exchange(self, batch: list[Call]) -> list[Any]:
-        conn = self.conn or await self._connect()
+        conn = self.conn
+        if conn is not None and self.parser is not None and conn._reader.at_eof():
+            # Redis closed it while idle (a restart): a new one, before any
+            # call is lost to it.
+            self.conn = self.parser = None
+            await conn.disconnect()
+            conn = None
+        conn = conn or await self._connect()
         try:
             payload = b"".join([resp(command) for _, command, _ in batch])
             async with asyncio.timeout(self.timeout):
-                await conn.send_packed_command(payload, check_health=False)
+                if self.parser is None:
+                    await conn.send_packed_command(payload, check_health=False)
+                else:  # without redis-py's wait_for, a task per write
+                    conn._writer.write(payload)
+                    await conn._writer.drain()
                 return await self._replies(conn, len(batch))
         except BaseException:
             self.conn = self.parser = None  # in an unknown state: the next batch reconnects

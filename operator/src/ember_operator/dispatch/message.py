@@ -47,6 +47,8 @@ DROPPED_HEADERS = frozenset(
     }
 )
 DEAD_LETTER_PREFIX = "ember-"
+# json.dumps(..., separators=...) builds an encoder per call; one, kept.
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ def pack(m: Message) -> bytes:
     for k, v in (("d", m.deadline), ("c", m.callback), ("i", m.idempotency_key), ("e", m.error)):
         if v:
             d[k] = v
-    return json.dumps(d, separators=(",", ":")).encode() + b"\n" + m.body
+    return _COMPACT(d).encode() + b"\n" + m.body
 
 
 def unpack(raw: bytes | str) -> Message:

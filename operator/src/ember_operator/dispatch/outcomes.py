@@ -15,9 +15,11 @@ or superseded (a newer ``seq``) and only acknowledges it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -39,7 +41,9 @@ class Outcomes:
         self.ttl = str(max(1, int(retention_seconds)))
         self.max_result = max_result_bytes
         self._move = redis.register_script(scripts.MOVE_DUE)
-        self.batch = Batcher(redis, {"begin": scripts.BEGIN, "succeed": scripts.SUCCEED})
+        self.batch = Batcher(
+            redis, {"begin": scripts.BEGIN, "succeed": scripts.SUCCEED, "mark": scripts.MARK}
+        )
 
     async def begin(self, source: Source, m: Message) -> str:
         """'run', or why the copy must only be acknowledged: 'final',
@@ -52,6 +56,12 @@ class Outcomes:
         args += [f"{source.namespace}/{source.function}", m.source, repr(m.first)]
         got = await self.batch.call("begin", ks, args)
         return got.decode() if isinstance(got, bytes) else str(got)
+
+    def mark(self, source: Source, m: Message, started: float) -> asyncio.Future[Any]:
+        """What ``begin`` would have written, for an attempt that began
+        without it (``scripts.MARK``): status running, the attempt, when."""
+        args: list[str | int] = [m.attempt, repr(started), self.consumer]
+        return self.batch.call("mark", [source.slot.record(m.id)], args)
 
     async def _commit(self, lane: Lane, entry_id: str, pipe: Pipeline) -> None:
         if lane.owned:
@@ -83,10 +93,16 @@ class Outcomes:
         status: int,
         headers: Headers,
         body: bytes,
+        started: float | None = None,
     ) -> None:
+        """``started``: the attempt began without ``begin``; its facts are
+        written here, with the result."""
         slot = source.slot
         mapping = self._result(source, status, headers, body)
         mapping["finished"] = repr(time.time())
+        if started is not None:
+            mapping |= {"attempts": str(m.attempt), "started": repr(started)}
+            mapping["consumer"] = self.consumer
         ks = [slot.record(m.id)]
         if lane.owned:
             ks.append(lane.stream)

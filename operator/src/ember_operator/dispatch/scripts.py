@@ -49,6 +49,17 @@ end
 return 'run'
 """
 
+# An attempt that began without BEGIN (a fresh message, see ``deliver``),
+# once it has run for a while or has failed. KEYS: record
+# ARGV: attempt, started, consumer -> 1, or 0 if the record is gone
+MARK = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 0 end
+if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running') end
+redis.call('HSET', KEYS[1], 'attempts', ARGV[1], 'started', ARGV[2], 'consumer', ARGV[3])
+return 1
+"""
+
 # Due retries into the retry stream. KEYS: delayed, retry stream
 # ARGV: now, max -> how many moved
 MOVE_DUE = """

@@ -38,14 +38,38 @@ FINAL = frozenset({"succeeded", "failed", "dead-lettered"})
 HeaderPairs = Iterable[tuple[str, str]] | Mapping[str, str]
 
 
+class _Entropy:
+    """Random bytes from the OS drawn 4 KiB at a time: a getrandom call per
+    id showed in the gateway's profile of submissions."""
+
+    def __init__(self) -> None:
+        self.pool, self.at = b"", 0
+
+    def take(self, n: int) -> bytes:
+        if self.at + n > len(self.pool):
+            self.pool, self.at = os.urandom(4096), 0
+        self.at += n
+        return self.pool[self.at - n : self.at]
+
+
+_entropy = _Entropy()
+
+
 def new_invocation_id() -> str:
-    """Time-ordered (ms, hex) then random: unique, and sorts by submission."""
-    return f"{int(time.time() * 1000):011x}{os.urandom(8).hex()}"
+    """Time-ordered (ms, hex) then 64 random bits: unique, unguessable, and
+    sorts by submission."""
+    return f"{int(time.time() * 1000):011x}{_entropy.take(8).hex()}"
 
 
 def stored_headers(headers: HeaderPairs) -> tuple[tuple[str, str], ...]:
+    """The request headers an invocation keeps (names in lower case)."""
     pairs = headers.items() if isinstance(headers, Mapping) else headers
-    return tuple((k.lower(), v) for k, v in pairs if keep_header(k.lower()))
+    out = []
+    for k, v in pairs:
+        k = k.lower()
+        if keep_header(k):
+            out.append((k, v))
+    return tuple(out)
 
 
 class Invocations:
@@ -94,16 +118,18 @@ class Invocations:
         callback_url: str | None = None,
         deadline: float | None = None,
         source: str = "async",
+        kept: bool = False,
     ) -> asyncio.Future[Any]:
         """``submit`` without a coroutine (the gateway's hot path answers from
-        the future's callback): its result reads with ``submitted``."""
+        the future's callback): its result reads with ``submitted``.
+        ``kept``: ``headers`` are already the ones to keep (``stored_headers``)."""
         slot = keys.function_keys(namespace, function)
         invocation_id = new_invocation_id()
         now = time.time()
         message = Message(
             id=invocation_id,
             body=body,
-            headers=stored_headers(headers),
+            headers=tuple(headers) if kept else stored_headers(headers),  # type: ignore[arg-type]
             first=now,
             deadline=deadline,
             callback=callback_url,

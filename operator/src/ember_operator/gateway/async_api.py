@@ -20,6 +20,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from ember_operator.dispatch.allowlist import CallbackRefused, check_callback, parse_hosts
+from ember_operator.dispatch.message import keep_header
 from ember_operator.dispatch.store import Invocations, submitted
 from ember_operator.gateway import faults
 from ember_operator.gateway.async_body import Gather
@@ -96,8 +97,18 @@ class AsyncApi:
             return self._fail(
                 conn, faults.UNAVAILABLE, "the gateway is shutting down", request_id, retry=True
             )
-        fields = {k.lower(): v for k, v in headers}
-        callback = fields.get(b"x-ember-callback-url")
+        # One pass: the headers the invocation keeps, and the two that are
+        # the API's own.
+        callback = idem = None
+        pairs: list[tuple[str, str]] = []
+        for k, v in headers:
+            name = k.decode("latin-1").lower()
+            if keep_header(name):
+                pairs.append((name, v.decode("latin-1")))
+            elif name == "x-ember-callback-url":
+                callback = v
+            elif name == "idempotency-key":
+                idem = v
         callback_url: str | None = None
         if callback is not None:
             try:
@@ -107,7 +118,6 @@ class AsyncApi:
             except CallbackRefused as e:
                 fault = BAD_CALLBACK if e.malformed else CALLBACK_NOT_ALLOWED
                 return self._fail(conn, fault, str(e), request_id)
-        idem = fields.get(b"idempotency-key")
         idempotency_key = idem.decode("utf-8", "replace").strip() if idem is not None else None
         if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
             return self._fail(
@@ -116,7 +126,6 @@ class AsyncApi:
                 f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters",
                 request_id,
             )
-        pairs = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
 
         def accept(data: bytes) -> None:
             if len(data) > self.max_body:
@@ -220,6 +229,7 @@ class AsyncApi:
             headers,
             idempotency_key=idempotency_key,
             callback_url=callback_url,
+            kept=True,
         )
         timer = asyncio.get_running_loop().call_later(REDIS_TIMEOUT, fut.cancel)
 
