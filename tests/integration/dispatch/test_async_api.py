@@ -48,6 +48,24 @@ async def test_submit_is_202_and_the_result_is_readable(rig: Rig) -> None:
     assert [(c["id"], c["attempt"]) for c in calls] == [(inv, "1")]
 
 
+async def test_a_queued_invocation_is_found_only_by_its_whole_id(rig: Rig) -> None:
+    """Before any attempt there is no record: GET reads the stream entry the
+    id names, and the id's random part must match."""
+    rig.route("jobs")
+    inv = (await rig.post({"do": "ok", "log": str(rig.log)})).json()["invocationId"]
+    entry, token = inv.rsplit("-", 1)
+    assert len(token) == 16 and int(entry.split("-")[0]) > 0
+    queued = (await rig.client.get(f"/async/{NS}/jobs/{inv}")).json()
+    assert queued["status"] == "queued" and queued["function"] == f"{NS}/jobs"
+    assert queued["createdAt"] is not None and queued["startedAt"] is None
+    forged = f"{entry}-{'0' * 16 if token != '0' * 16 else '1' * 16}"
+    assert (await rig.client.get(f"/async/{NS}/jobs/{forged}")).status_code == 404
+    await rig.dispatch()
+    done = await rig.final(inv)
+    assert done["status"] == "succeeded" and done["createdAt"] == queued["createdAt"]
+    assert done["function"] == f"{NS}/jobs" and done["source"] == "async"
+
+
 async def test_a_repeated_idempotency_key_is_the_same_invocation(rig: Rig) -> None:
     rig.route("jobs")
     body = {"do": "ok", "log": str(rig.log)}

@@ -104,3 +104,23 @@ def test_throttle_halves_on_pressure_and_recovers_one_by_one() -> None:
         t.relieved()
     assert t.allowed == 10
     assert max(Throttle(1).pressure() for _ in range(30)) <= 5.0
+
+
+def test_a_line_break_in_a_header_value_never_starts_a_header() -> None:
+    """A queue message's idempotency key is the user's data, sent as a
+    header: CR and LF in it become spaces."""
+    from ember_operator.dispatch.http1 import Http1Pool
+
+    pool = Http1Pool("gateway", 8080, max_body=10)
+    sent = pool.request("/fn/a/b", {"idempotency-key": "k\r\nx-ember-attempt: 9\rz"}, b"{}")
+    head, body = sent.split(b"\r\n\r\n", 1)
+    assert body == b"{}"
+    assert head.split(b"\r\n") == [
+        b"POST /fn/a/b HTTP/1.1",
+        b"host: gateway:8080",
+        b"idempotency-key: k  x-ember-attempt: 9 z",
+        b"content-length: 2",
+    ]
+    plain = pool.request("/fn/a/b", {"x-a": "1"}, b"")
+    expected = b"POST /fn/a/b HTTP/1.1\r\nhost: gateway:8080\r\nx-a: 1\r\n"
+    assert plain == expected + b"content-length: 0\r\n\r\n"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import hiredis
@@ -31,8 +31,9 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
 Arg = str | bytes | int | float
-# (the script's name, or "" for a plain command; the command; its future)
-Call = tuple[str, tuple[Arg, ...], "asyncio.Future[Any]"]
+# (the script's name, or "" for a plain command; the command; its future;
+# what makes the future's result of the reply, if anything)
+Call = tuple[str, tuple[Arg, ...], "asyncio.Future[Any]", "Callable[[Any], Any] | None"]
 READ_SIZE = 1 << 16
 DEFAULT_TIMEOUT = 5.0
 
@@ -66,18 +67,23 @@ class Batcher:
         """Script ``name`` with ``keys`` and ``args``: its reply."""
         return self._queue(name, ("EVALSHA", self.shas[name], len(keys), *keys, *args))
 
-    def command(self, *command: Arg) -> asyncio.Future[Any]:
-        """Any other command, in the same batches: its reply."""
-        return self._queue("", command)
+    def command(
+        self, *command: Arg, then: Callable[[Any], Any] | None = None
+    ) -> asyncio.Future[Any]:
+        """Any other command, in the same batches: its reply (or what
+        ``then`` makes of it, when it is not an error)."""
+        return self._queue("", command, then)
 
-    def _queue(self, name: str, command: tuple[Arg, ...]) -> asyncio.Future[Any]:
+    def _queue(
+        self, name: str, command: tuple[Arg, ...], then: Callable[[Any], Any] | None = None
+    ) -> asyncio.Future[Any]:
         loop = self.loop
         if loop is None:
             loop = self.loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         if not self.pending and not self.sending:
             loop.call_soon(self._flush)
-        self.pending.append((name, command, fut))
+        self.pending.append((name, command, fut, then))
         return fut
 
     def _flush(self) -> None:
@@ -134,7 +140,7 @@ class Batcher:
             conn = None
         conn = conn or await self._connect()
         try:
-            payload = b"".join([resp(command) for _, command, _ in batch])
+            payload = b"".join([resp(call[1]) for call in batch])
             async with asyncio.timeout(self.timeout):
                 if self.parser is None:
                     await conn.send_packed_command(payload, check_health=False)
@@ -156,15 +162,15 @@ class Batcher:
                 for name in {c[0] for c in missing}:
                     await self.redis.script_load(self.sources[name])
                 await self._send(missing, again=False)
-            for (name, _, fut), result in zip(batch, results, strict=True):
+            for (name, _, fut, then), result in zip(batch, results, strict=True):
                 if fut.done() or (again and name and isinstance(result, NoScriptError)):
                     continue
                 if isinstance(result, Exception):
                     fut.set_exception(result)
                 else:
-                    fut.set_result(result)
+                    fut.set_result(then(result) if then is not None else result)
         except Exception as e:  # the connection failed: every call in the batch did
-            for _, _, fut in batch:
+            for _, _, fut, _ in batch:
                 if not fut.done():
                     fut.set_exception(e)
 

@@ -44,7 +44,7 @@ class Deps:
 
 def decode(source: Source, lane: Lane, entry_id: str, fields: Fields) -> Message:
     if lane.owned:
-        return from_fields(fields)
+        return from_fields(fields, entry_id)
     return from_queue(entry_id, fields, lane.stream)
 
 

@@ -109,7 +109,7 @@ class Http1Pool:
         self.max_idle = max_idle
         self.idle: deque[_Conn] = deque()
         self.busy: set[_Conn] = set()
-        self.host_header = f"{host}:{port}".encode()
+        self.host_header = f"{host}:{port}"
         self.loop: asyncio.AbstractEventLoop | None = None
         self._sweep: asyncio.TimerHandle | None = None
 
@@ -120,6 +120,21 @@ class Http1Pool:
             lambda: _Conn(self.max_body, loop), self.host, self.port
         )
         return conn
+
+    def request(self, path: str, headers: dict[str, str], body: bytes) -> bytes:
+        """The request's bytes: the head built as one string and encoded
+        once. A line break inside a value (a queue message's idempotency
+        key is the user's data) would start a header of its own: such
+        values are sent with spaces instead."""
+        lines = [f"POST {path} HTTP/1.1", f"host: {self.host_header}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        lines.append(f"content-length: {len(body)}\r\n\r\n")
+        head = "\r\n".join(lines)
+        if head.count("\n") + head.count("\r") != 2 * (len(lines) + 1):
+            flat = {k: v.replace("\r", " ").replace("\n", " ") for k, v in headers.items()}
+            lines[2:-1] = [f"{k}: {v}" for k, v in flat.items()]
+            head = "\r\n".join(lines)
+        return head.encode("latin-1", "replace") + body
 
     def _expire(self) -> None:
         """Fail the exchanges past their deadline; again while any is out."""
@@ -144,11 +159,7 @@ class Http1Pool:
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
         deadline = self.loop.time() + seconds
-        lines = [b"POST ", path.encode("latin-1"), b" HTTP/1.1\r\nhost: ", self.host_header]
-        for k, v in headers.items():
-            lines += [b"\r\n", k.encode("latin-1"), b": ", v.encode("latin-1", "replace")]
-        lines += [b"\r\ncontent-length: %d\r\n\r\n" % len(body), body]
-        request = b"".join(lines)
+        request = self.request(path, headers, body)
         while self.idle:
             conn = self.idle.pop()
             if conn.transport is None or conn.transport.is_closing():

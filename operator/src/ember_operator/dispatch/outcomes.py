@@ -30,6 +30,7 @@ from ember_operator.dispatch.message import Message, pack, queue_dead_letter, to
 from ember_operator.dispatch.sources import Lane, Source
 
 Headers = Sequence[tuple[str, str]]
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class Outcomes:
@@ -60,8 +61,19 @@ class Outcomes:
     def mark(self, source: Source, m: Message, started: float) -> asyncio.Future[Any]:
         """What ``begin`` would have written, for an attempt that began
         without it (``scripts.MARK``): status running, the attempt, when."""
-        args: list[str | int] = [m.attempt, repr(started), self.consumer]
+        args: list[str | int] = [m.attempt, repr(started), self.consumer, self.ttl]
+        args += [f"{source.namespace}/{source.function}", m.source, repr(m.first)]
         return self.batch.call("mark", [source.slot.record(m.id)], args)
+
+    @staticmethod
+    def identity(source: Source, m: Message) -> dict[Any, Any]:
+        """What every record says of its invocation. A submission writes no
+        record, so whichever outcome comes first writes these."""
+        return {
+            "function": f"{source.namespace}/{source.function}",
+            "source": m.source,
+            "created": repr(m.first),
+        }
 
     async def _commit(self, lane: Lane, entry_id: str, pipe: Pipeline) -> None:
         if lane.owned:
@@ -79,7 +91,7 @@ class Outcomes:
     ) -> dict[str, str | bytes]:
         out: dict[str, str | bytes] = {"result_status": str(status)}
         if source.kind == "function":  # queue Triggers' results have no reader
-            out["result_headers"] = json.dumps(list(headers), separators=(",", ":"))
+            out["result_headers"] = _COMPACT(headers)
             out["result_body"] = body[: self.max_result]
             out["result_truncated"] = "1" if len(body) > self.max_result else "0"
         return out
@@ -102,7 +114,7 @@ class Outcomes:
         mapping["finished"] = repr(time.time())
         if started is not None:
             mapping |= {"attempts": str(m.attempt), "started": repr(started)}
-            mapping["consumer"] = self.consumer
+            mapping |= {"consumer": self.consumer, **self.identity(source, m)}
         ks = [slot.record(m.id)]
         if lane.owned:
             ks.append(lane.stream)
@@ -130,6 +142,7 @@ class Outcomes:
                 "seq": str(later.seq),
                 "error": later.error,
                 "next": repr(due),
+                **self.identity(source, later),
             },
         )
         pipe.expire(record, int(self.ttl))
@@ -166,6 +179,7 @@ class Outcomes:
             "status": "dead-lettered",
             "finished": now,
             "error": reason,
+            **self.identity(source, m),
         }
         if answer is not None:
             mapping.update(self._result(source, *answer))
@@ -181,9 +195,9 @@ class Outcomes:
         it later would be as late."""
         pipe = self.redis.pipeline(transaction=True)
         record = source.slot.record(m.id)
-        pipe.hset(
-            record, mapping={"status": "failed", "finished": repr(time.time()), "error": reason}
-        )
+        mapping = self.identity(source, m)
+        mapping |= {"status": "failed", "finished": repr(time.time()), "error": reason}
+        pipe.hset(record, mapping=mapping)
         pipe.hdel(record, "next")
         pipe.expire(record, int(self.ttl))
         await self._commit(lane, entry_id, pipe)

@@ -41,9 +41,10 @@ def _text(v: bytes | str | None) -> str:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v or "")
 
 
-async def _next_seq(redis: Redis, record: str) -> int:
+async def _next_seq(redis: Redis, record: str, m: Message) -> int:
+    """Newer than any copy there was: the record's and the dead letter's."""
     raw = await redis.hget(record, "seq")
-    return int(raw or 0) + 1
+    return max(int(raw or 0), m.seq) + 1
 
 
 async def _requeue(redis: Redis, record: str, m: Message, retention: int) -> None:
@@ -72,7 +73,7 @@ async def redrive_function(
     for entry_id, fields in entries(await redis.xrange(slot.dead_letters)):
         old = from_fields(fields)
         record = slot.record(old.id)
-        m = replace(old, attempt=1, seq=await _next_seq(redis, record), error="")
+        m = replace(old, attempt=1, seq=await _next_seq(redis, record, old), error="")
         # The record first: a copy must never meet a record that still says
         # dead-lettered (BEGIN would only acknowledge it).
         await _requeue(redis, record, m, retention)
@@ -108,7 +109,7 @@ async def redrive_trigger(
             continue  # another Trigger's dead letter in a shared stream
         old = from_queue_dead_letter(fields, stream)
         record = slot.record(old.id)
-        m = replace(old, attempt=1, seq=await _next_seq(redis, record), source="redrive")
+        m = replace(old, attempt=1, seq=await _next_seq(redis, record, old), source="redrive")
         await _requeue(redis, record, m, retention)
         await redis.xadd(slot.retries, {"m": pack(m)})
         await redis.xdel(dead_letters, entry_id)

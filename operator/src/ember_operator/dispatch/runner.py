@@ -50,6 +50,7 @@ class SourceRunner:
         self.reading = False
         self.paused_until = 0.0
         self._pump_timer: asyncio.TimerHandle | None = None
+        self.loop = asyncio.get_running_loop()  # kept: the hot path schedules on it
 
     # --- lifecycle --------------------------------------------------------
 
@@ -59,7 +60,7 @@ class SourceRunner:
         self._spawn(self._heartbeat())
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
+        task = self.loop.create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
@@ -202,7 +203,7 @@ class SourceRunner:
     # --- calling ------------------------------------------------------------
 
     def pump(self) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         wait = self.paused_until - time.time()
         if wait > 0:
             if self._pump_timer is None:
@@ -252,8 +253,7 @@ class SourceRunner:
 
     def wake_at(self, due: float) -> None:
         """Move this source's due retries when ``due`` (epoch) comes."""
-        loop = asyncio.get_running_loop()
-        loop.call_later(max(0.0, due - time.time()) + 0.001, self._move_soon)
+        self.loop.call_later(max(0.0, due - time.time()) + 0.001, self._move_soon)
 
     def _move_soon(self) -> None:
         if self.reading:

@@ -7,23 +7,15 @@ slot use a ``MULTI`` transaction instead (``outcomes``).
 
 from __future__ import annotations
 
-# KEYS: stream, record[, idempotency key]
-# ARGV: id, ttl, now, function, source, callback, field, value, ...
+# A submission with an idempotency key (without one it is a plain XADD).
+# KEYS: stream, idempotency key; ARGV: token, ttl, field, value
 # -> {invocation id, 1 if created else 0}
 SUBMIT = """
-if #KEYS == 3 then
-  local existing = redis.call('GET', KEYS[3])
-  if existing then return {existing, 0} end
-end
-local fields = {}
-for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('XADD', KEYS[1], '*', unpack(fields))
-redis.call('HSET', KEYS[2], 'status', 'queued', 'created', ARGV[3], 'attempts', '0',
-  'seq', '1', 'function', ARGV[4], 'source', ARGV[5])
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[2], 'callback', ARGV[6]) end
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-if #KEYS == 3 then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2]) end
-return {ARGV[1], 1}
+local existing = redis.call('GET', KEYS[2])
+if existing then return {existing, 0} end
+local id = redis.call('XADD', KEYS[1], '*', ARGV[3], ARGV[4]) .. '-' .. ARGV[1]
+redis.call('SET', KEYS[2], id, 'EX', ARGV[2])
+return {id, 1}
 """
 
 # Before an attempt. KEYS: record[, done key]
@@ -50,13 +42,21 @@ return 'run'
 """
 
 # An attempt that began without BEGIN (a fresh message, see ``deliver``),
-# once it has run for a while or has failed. KEYS: record
-# ARGV: attempt, started, consumer -> 1, or 0 if the record is gone
+# once it has run for a while or has failed: the record (made here if the
+# submission left none) says running, with the attempt.
+# KEYS: record; ARGV: attempt, started, consumer, ttl, function, source, created
 MARK = """
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return 0 end
-if status == 'queued' then redis.call('HSET', KEYS[1], 'status', 'running') end
-redis.call('HSET', KEYS[1], 'attempts', ARGV[1], 'started', ARGV[2], 'consumer', ARGV[3])
+if status and status ~= 'queued' then
+  redis.call('HSET', KEYS[1], 'attempts', ARGV[1], 'started', ARGV[2], 'consumer', ARGV[3])
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', 'running', 'attempts', ARGV[1], 'started', ARGV[2],
+  'consumer', ARGV[3])
+if not status then
+  redis.call('HSET', KEYS[1], 'function', ARGV[5], 'source', ARGV[6], 'created', ARGV[7])
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+end
 return 1
 """
 

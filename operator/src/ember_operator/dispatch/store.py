@@ -1,17 +1,22 @@
 """The async invocation store: submit an invocation, read its status.
 
 The gateway's ``/async/`` API and the cron scheduler call ``submit``; the
-dispatcher takes it from there. Submission is one Lua script (``SUBMIT``):
-the idempotency key is looked up, and only when it is new are the stream
-entry, the invocation record and the key written, all or nothing, in the
-Function's slot. A cron tick submitted twice (two replicas, a restart) or a
-client retrying a POST therefore makes one invocation, and a crash can
-never leave a key that points at an invocation that was not queued.
+dispatcher takes it from there. A submission is one ``XADD`` of the packed
+message to the Function's stream, and nothing else: the invocation id is
+the new entry's id plus 64 random bits (``message.invocation_id``), so it
+is known from the ``XADD``'s answer and names where the message waits.
+With an idempotency key it is one Lua script (``SUBMIT``): the key is
+looked up, and only when it is new are the entry and the key written, all
+or nothing, in the Function's slot. A cron tick submitted twice (two
+replicas, a restart) or a client retrying a POST therefore makes one
+invocation, and a crash can never leave a key that points at an
+invocation that was not queued.
 
-Records (status, attempts, timestamps, the result) live for the retention
-window; so do idempotency keys. The stream entry is the packed message,
-one field (``m``): every extra field costs the gateway's Redis client
-more per submission than packing does.
+The record (status, attempts, timestamps, the result) is written by the
+first attempt (``outcomes``) and lives for the retention window; so do
+idempotency keys. Until then ``get`` reads the stream entry itself
+("queued"). Writing a record at submission as well was a third of the
+Redis work per async message (``bench/async_throughput.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -29,7 +35,7 @@ from redis.asyncio import Redis
 
 from ember_operator.dispatch import keys, scripts
 from ember_operator.dispatch.batch import Batcher
-from ember_operator.dispatch.message import Message, keep_header, pack
+from ember_operator.dispatch.message import Message, from_fields, keep_header, pack
 
 DEFAULT_RETENTION = 24 * 3600
 STATUSES = ("queued", "running", "succeeded", "failed", "dead-lettered")
@@ -55,10 +61,19 @@ class _Entropy:
 _entropy = _Entropy()
 
 
-def new_invocation_id() -> str:
-    """Time-ordered (ms, hex) then 64 random bits: unique, unguessable, and
-    sorts by submission."""
-    return f"{int(time.time() * 1000):011x}{_entropy.take(8).hex()}"
+def new_token() -> str:
+    """The random part of an invocation id: 64 bits, hex."""
+    return _entropy.take(8).hex()
+
+
+_ID = re.compile(r"^(\d{1,20}-\d{1,20})-([0-9a-f]{16})$")
+
+
+def split_id(invocation_id: str) -> tuple[str, str] | None:
+    """(stream entry id, token) of an id ``message.invocation_id`` made;
+    None for anything else."""
+    m = _ID.match(invocation_id)
+    return (m.group(1), m.group(2)) if m else None
 
 
 def stored_headers(headers: HeaderPairs) -> tuple[tuple[str, str], ...]:
@@ -124,41 +139,59 @@ class Invocations:
         the future's callback): its result reads with ``submitted``.
         ``kept``: ``headers`` are already the ones to keep (``stored_headers``)."""
         slot = keys.function_keys(namespace, function)
-        invocation_id = new_invocation_id()
-        now = time.time()
+        token = new_token()
         message = Message(
-            id=invocation_id,
+            id=token,
             body=body,
             headers=tuple(headers) if kept else stored_headers(headers),  # type: ignore[arg-type]
-            first=now,
+            first=time.time(),
             deadline=deadline,
             callback=callback_url,
             idempotency_key=idempotency_key,
             source=source,
         )
-        script_keys = [slot.stream, slot.record(invocation_id)]
+        packed = pack(message, by_entry=True)
         if idempotency_key:
-            script_keys.append(slot.idempotency(idempotency_key))
-        args: list[str | bytes] = [
-            invocation_id,
-            str(self.retention),
-            repr(now),
-            f"{namespace}/{function}",
-            source,
-            callback_url or "",
-            "m",
-            pack(message),
-        ]
-        return self.batch.call("submit", script_keys, args)
+            ks = [slot.stream, slot.idempotency(idempotency_key)]
+            return self.batch.call("submit", ks, [token, str(self.retention), "m", packed])
+        suffix = b"-" + token.encode()
+        xadd = ("XADD", slot.stream, "*", "m", packed)
+        return self.batch.command(*xadd, then=lambda entry: (entry + suffix, 1))
 
     async def get(self, namespace: str, function: str, invocation_id: str) -> dict[str, Any] | None:
         """The invocation's status and result as the API shows it; None
-        when unknown (or past the retention window)."""
-        record = keys.function_keys(namespace, function).record(invocation_id)
-        raw: dict[bytes, bytes] = await self.redis.hgetall(record)  # type: ignore[assignment]
-        if not raw:
+        when unknown (or past the retention window). An invocation that no
+        attempt has reached yet has no record: it is read from its stream
+        entry, in the same transaction (so one finishing meanwhile is seen
+        in one place or the other)."""
+        slot = keys.function_keys(namespace, function)
+        record = slot.record(invocation_id)
+        entry = split_id(invocation_id)
+        if entry is None:
+            raw: dict[bytes, bytes] = await self.redis.hgetall(record)  # type: ignore[assignment]
+            return describe(invocation_id, raw) if raw else None
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hgetall(record)
+        pipe.xrange(slot.stream, entry[0], entry[0], count=1)
+        raw, waiting = await pipe.execute()
+        if raw:
+            return describe(invocation_id, raw)
+        if not waiting:
             return None
-        return describe(invocation_id, raw)
+        eid, fields = waiting[0]
+        m = from_fields(fields, eid.decode() if isinstance(eid, bytes) else str(eid))
+        if m.id != invocation_id:
+            return None  # the entry is there, the token is not its
+        return {
+            "invocationId": invocation_id,
+            "function": f"{namespace}/{function}",
+            "status": "queued",
+            "attempts": 0,
+            "source": m.source,
+            "createdAt": _iso(repr(m.first).encode()),
+            "startedAt": None,
+            "finishedAt": None,
+        }
 
 
 def submitted(result: Any) -> tuple[str, bool]:
