@@ -59,6 +59,10 @@ def test_packed_round_trip_and_the_retry_stream_form() -> None:
     assert json.loads(meta)["id"] == "abc" and body == FULL.body
     newline_body = Message(id="n", body=b"a\nb\n")
     assert unpack(pack(newline_body)) == newline_body
+    odd = Message(id='q"\\\u00e9', body=b"", headers=(("x-a", 'say "hi"\t\u2603'),), error="\n")
+    assert unpack(pack(odd)) == odd  # every string escaped as JSON
+    with pytest.raises(ValueError):
+        pack(Message(id="x", body=b"", first=float("nan")))
 
 
 def test_the_all_json_form_of_an_earlier_version_still_reads() -> None:

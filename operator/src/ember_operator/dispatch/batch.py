@@ -43,7 +43,7 @@ def resp(command: Sequence[Arg]) -> bytes:
     return hiredis.pack_command(tuple(command))  # type: ignore[arg-type,no-any-return]
 
 
-def _error(e: hiredis.ReplyError) -> ResponseError:
+def reply_error(e: hiredis.ReplyError) -> ResponseError:
     """A reply that is an error, as redis-py names it."""
     text = str(e)
     return NoScriptError(text) if text.startswith("NOSCRIPT") else ResponseError(text)
@@ -127,7 +127,7 @@ class Batcher:
                     raise ConnectionError("Redis closed the connection")
                 parser.feed(data)
             else:
-                out.append(_error(got) if isinstance(got, hiredis.ReplyError) else got)
+                out.append(reply_error(got) if isinstance(got, hiredis.ReplyError) else got)
         return out
 
     async def _exchange(self, batch: list[Call]) -> list[Any]:

@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ember_operator.dispatch.deliver import Deps, deliver
 from ember_operator.dispatch.policy import Throttle
 from ember_operator.dispatch.sources import Lane, Source
-from ember_operator.dispatch.streams import ensure_group, entries, first_stream
+from ember_operator.dispatch.streams import ensure_group, entries, read_group
 from ember_runtime import logs
 
 Entry = tuple[Lane, str, dict[bytes, bytes], int]  # lane, entry id, fields, deliveries
@@ -122,10 +122,7 @@ class SourceRunner:
                 claimed: list[tuple[str, dict[bytes, bytes]]] = []
                 now = time.monotonic()
                 if own_pending:
-                    raw = await self.d.redis.xreadgroup(
-                        lane.group, self.consumer, {lane.stream: pending_from}, count=n
-                    )
-                    got = first_stream(raw)
+                    got = await read_group(self.d.redis, lane, self.consumer, pending_from, n)
                     own_pending = len(got) >= n
                     pending_from = got[-1][0] if got else pending_from
                     self._take(lane, got, deliveries=2)
@@ -135,10 +132,8 @@ class SourceRunner:
                     cursor, claimed = await self._claim(lane, cursor, n)
                 if claimed:
                     continue
-                raw = await self.d.reader.xreadgroup(
-                    lane.group, self.consumer, {lane.stream: ">"}, count=n, block=block_ms
-                )
-                self._take(lane, first_stream(raw))
+                got = await read_group(self.d.reader, lane, self.consumer, ">", n, block_ms)
+                self._take(lane, got)
             except asyncio.CancelledError:
                 raise
             except ResponseError as e:
