@@ -22,7 +22,7 @@ import base64
 import json
 import json.encoder
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 Fields = Mapping[bytes, bytes]
@@ -49,6 +49,12 @@ DROPPED_HEADERS = frozenset(
 )
 DEAD_LETTER_PREFIX = "ember-"
 _quote = json.encoder.encode_basestring_ascii
+
+
+def pairs_json(pairs: Iterable[tuple[str, str]]) -> str:
+    """Header pairs as a JSON array of [name, value] arrays."""
+    q = _quote
+    return "[" + ",".join([f"[{q(k)},{q(v)}]" for k, v in pairs]) + "]"
 
 
 def _num(x: float) -> str:
@@ -155,8 +161,8 @@ def pack(m: Message, *, by_entry: bool = False) -> bytes:
     # the encoder's set-up per call cost more than the writing. Strings
     # are escaped by the json module's own C function.
     q = _quote
-    h = ",".join([f"[{q(k)},{q(v)}]" for k, v in m.headers])
-    parts = [f'{{"id":{q(m.id)},"h":[{h}],"a":{m.attempt:d},"q":{m.seq:d},"f":{_num(m.first)}']
+    h = pairs_json(m.headers)
+    parts = [f'{{"id":{q(m.id)},"h":{h},"a":{m.attempt:d},"q":{m.seq:d},"f":{_num(m.first)}']
     parts.append(f',"s":{q(m.source)}')
     if m.deadline:
         parts.append(f',"d":{_num(m.deadline)}')

@@ -16,7 +16,6 @@ or superseded (a newer ``seq``) and only acknowledges it.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -26,11 +25,16 @@ from redis.asyncio.client import Pipeline
 
 from ember_operator.dispatch import scripts
 from ember_operator.dispatch.batch import Batcher
-from ember_operator.dispatch.message import Message, pack, queue_dead_letter, to_fields
+from ember_operator.dispatch.message import (
+    Message,
+    pack,
+    pairs_json,
+    queue_dead_letter,
+    to_fields,
+)
 from ember_operator.dispatch.sources import Lane, Source
 
 Headers = Sequence[tuple[str, str]]
-_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class Outcomes:
@@ -91,7 +95,7 @@ class Outcomes:
     ) -> dict[str, str | bytes]:
         out: dict[str, str | bytes] = {"result_status": str(status)}
         if source.kind == "function":  # queue Triggers' results have no reader
-            out["result_headers"] = _COMPACT(headers)
+            out["result_headers"] = pairs_json(headers)
             out["result_body"] = body[: self.max_result]
             out["result_truncated"] = "1" if len(body) > self.max_result else "0"
         return out
@@ -120,7 +124,8 @@ class Outcomes:
             ks.append(lane.stream)
         if m.idempotency_key and source.kind == "trigger":
             ks.append(slot.done(m.idempotency_key))
-        args: list[str | bytes] = [self.ttl, "1" if lane.owned else "0", lane.group, entry_id, m.id]
+        flags = ("a" if lane.owned else "") + ("r" if m.seq > 1 else "")
+        args: list[str | bytes] = [self.ttl, flags, lane.group, entry_id, m.id]
         for k, v in mapping.items():
             args += [k, v]
         await self.batch.call("succeed", ks, args)

@@ -72,17 +72,20 @@ return #due
 """
 
 # A success, in one round trip (the hot path). KEYS: record[, stream][, done key]
-# ARGV: ttl, ack here ('1': XACK and XDEL the entry of KEYS[2]), group,
+# ARGV: ttl, flags ('a': XACK and XDEL the entry of KEYS[2]; 'r': a retried
+# copy, whose record may hold an error and a next attempt to clear), group,
 # entry id, invocation id, field, value, ...
 SUCCEED = """
-local ttl = tonumber(ARGV[1])
-local fields = {}
-for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], 'status', 'succeeded', 'error', '', unpack(fields))
-redis.call('HDEL', KEYS[1], 'next')
+local ttl = ARGV[1]
+if string.find(ARGV[2], 'r', 1, true) then
+  redis.call('HSET', KEYS[1], 'status', 'succeeded', 'error', '', unpack(ARGV, 6))
+  redis.call('HDEL', KEYS[1], 'next')
+else
+  redis.call('HSET', KEYS[1], 'status', 'succeeded', unpack(ARGV, 6))
+end
 redis.call('EXPIRE', KEYS[1], ttl)
 local k = 2
-if ARGV[2] == '1' then
+if string.find(ARGV[2], 'a', 1, true) then
   redis.call('XACK', KEYS[2], ARGV[3], ARGV[4])
   redis.call('XDEL', KEYS[2], ARGV[4])
   k = 3
