@@ -150,6 +150,16 @@ BAD_TRIGGERS = [
         ["spec.queue.backoff", "backoff.initialSeconds must be less than or equal"],
     ),
     (
+        "queue on Ember's own async stream",
+        trigger("own", queue={"stream": "ember:{fn:other/pay}:async"}),
+        ["spec.queue", "spec.queue.stream must not start with 'ember:'"],
+    ),
+    (
+        "dead letters into Ember's own keys",
+        trigger("owndlq", queue={"stream": "s", "deadLetterStream": "ember:{fn:a/b}:dlq"}),
+        ["spec.queue", "spec.queue.deadLetterStream must not start with 'ember:'"],
+    ),
+    (
         "missing function",
         {**trigger("nofn", http={"path": "/a"}), "spec": {"http": {"path": "/a"}}},
         ["spec.function", "Required value"],

@@ -191,3 +191,13 @@ def test_only_a_first_read_of_a_submitted_async_message_skips_begin() -> None:
     trigger = trigger_source("t", "q", {"function": "jobs", "queue": {"stream": "s"}}, 8)
     assert trigger is not None
     assert not fresh(trigger, trigger.main, m, 1)  # a user's stream may hold duplicates
+
+
+def test_a_queue_trigger_on_embers_own_keys_is_no_source() -> None:
+    from ember_operator.dispatch.sources import trigger_source
+
+    own = {"function": "f", "queue": {"stream": "ember:{fn:other/pay}:async"}}
+    assert trigger_source("t", "q", own, 8) is None
+    dlq = {"function": "f", "queue": {"stream": "s", "deadLetterStream": "ember:{fn:a/b}:dlq"}}
+    assert trigger_source("t", "q", dlq, 8) is None
+    assert trigger_source("t", "q", {"function": "f", "queue": {"stream": "embers"}}, 8)

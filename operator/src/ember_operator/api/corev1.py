@@ -115,3 +115,8 @@ class ResourceRequirements(K8sModel):
 
     limits: dict[str, Quantity] | None = Field(default=None, max_length=16)
     requests: dict[str, Quantity] | None = Field(default=None, max_length=16)
+
+
+def cel_rules(*rules: tuple[str, str]) -> dict[str, Any]:
+    """CEL validation rules (``x-kubernetes-validations``): (rule, message)."""
+    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}

@@ -18,7 +18,36 @@ from typing import Any
 
 from pydantic import ConfigDict, Field
 
-from ember_operator.api.corev1 import DNS_SUBDOMAIN, EnvVar, K8sModel, ResourceRequirements
+from ember_operator.api.corev1 import (
+    DNS_SUBDOMAIN,
+    EnvVar,
+    K8sModel,
+    ResourceRequirements,
+    cel_rules,
+)
+from ember_operator.api.triggers import (
+    CRON_PATTERN,
+    RESERVED_STREAM_PREFIX,
+    TIMEZONE_PATTERN,
+    Backoff,
+    HttpMethod,
+    HttpTrigger,
+    MissedRuns,
+    QueueTrigger,
+    ScheduleTrigger,
+)
+
+__all__ = [
+    "CRON_PATTERN",
+    "RESERVED_STREAM_PREFIX",
+    "TIMEZONE_PATTERN",
+    "Backoff",
+    "HttpMethod",
+    "HttpTrigger",
+    "MissedRuns",
+    "QueueTrigger",
+    "ScheduleTrigger",
+]
 
 GROUP = "ember.dev"
 VERSION = "v1alpha1"
@@ -38,15 +67,11 @@ class Runtime(StrEnum):
 DEFAULT_RUNTIME = Runtime.PYTHON311
 
 
-def _rules(*rules: tuple[str, str]) -> dict[str, Any]:
-    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
-
-
 class Scale(K8sModel):
     """Replica bounds and the autoscaler's knobs."""
 
     model_config = ConfigDict(
-        json_schema_extra=_rules(
+        json_schema_extra=cel_rules(
             ("self.min <= self.max", "scale.min must be less than or equal to scale.max")
         )
     )
@@ -67,7 +92,7 @@ class FunctionSpec(K8sModel):
     """What to run and how to scale it."""
 
     model_config = ConfigDict(
-        json_schema_extra=_rules(
+        json_schema_extra=cel_rules(
             (
                 "has(self.source) != has(self.image)",
                 "exactly one of spec.source or spec.image must be set",
@@ -80,7 +105,7 @@ class FunctionSpec(K8sModel):
         min_length=3,
         max_length=253,
         description='Entry point as "module:function", e.g. "main:handle".',
-        json_schema_extra=_rules(
+        json_schema_extra=cel_rules(
             (
                 f"self.matches('{HANDLER_PATTERN}')",
                 'handler must have the form "module:function", e.g. "main:handle"',
@@ -167,109 +192,11 @@ class FunctionStatus(K8sModel):
     autoscaler: AutoscalerStatus | None = None
 
 
-class HttpMethod(StrEnum):
-    GET = "GET"
-    POST = "POST"
-    PUT = "PUT"
-    PATCH = "PATCH"
-    DELETE = "DELETE"
-    HEAD = "HEAD"
-    OPTIONS = "OPTIONS"
-
-
-class HttpTrigger(K8sModel):
-    path: str = Field(min_length=1, max_length=1024, pattern=r"^/[^\s?#]*$")
-    methods: list[HttpMethod] = Field(
-        default_factory=lambda: [HttpMethod.GET, HttpMethod.POST],
-        min_length=1,
-        max_length=7,
-        json_schema_extra={"x-kubernetes-list-type": "set"},
-    )
-
-
-# Five cron fields, or six with seconds first, each of what the scheduler's cron
-# library (cronsim) reads; the operator reports what it refuses (InvalidSchedule).
-CRON_FIELD = r"[0-9A-Za-z*/,#-]+"
-CRON_PATTERN = rf"^{CRON_FIELD}(\s+{CRON_FIELD}){{4,5}}$"
-# An IANA zone name (Europe/Berlin, Etc/GMT+2); whether it exists goes in status.
-TIMEZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
-
-
-class MissedRuns(StrEnum):
-    """What a schedule does with ticks that passed while nothing could fire them."""
-
-    SKIP = "Skip"
-    RUN_ONCE = "RunOnce"
-
-
-class ScheduleTrigger(K8sModel):
-    cron: str = Field(
-        min_length=9,
-        max_length=128,
-        pattern=CRON_PATTERN,
-        description=(
-            'Cron expression: five fields, e.g. "*/5 * * * *" (minute, hour, day of month,'
-            ' month, day of week), or six with seconds first, e.g. "*/10 * * * * *" (every'
-            " 10 seconds). Names (MON, JAN), L, W and # are accepted as cronsim reads them."
-        ),
-    )
-    timezone: str = Field(
-        default="UTC",
-        min_length=1,
-        max_length=64,
-        pattern=TIMEZONE_PATTERN,
-        description=(
-            "IANA time zone the cron fields are read in, e.g. Europe/Berlin. Across DST"
-            " changes a five-field job at a fixed time runs once a day (in the skipped hour"
-            " right after the change, in the repeated hour the first time); with seconds,"
-            " a skipped time does not fire and a repeated one fires twice."
-        ),
-    )
-    payload: dict[str, Any] | None = Field(
-        default=None,
-        description="Sent as the JSON body of each invocation ({} when unset).",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
-    )
-    missed_runs: MissedRuns = Field(
-        default=MissedRuns.SKIP,
-        description=(
-            "Ticks that passed while no dispatcher could fire them (an outage longer than"
-            " a minute; a tick late by less than that still fires). Skip: go on from the"
-            " next tick. RunOnce: fire the most recent missed tick once on recovery, then"
-            " go on. Each tick fires at most once, whatever the number of dispatchers."
-        ),
-    )
-
-
-class Backoff(K8sModel):
-    model_config = ConfigDict(
-        json_schema_extra=_rules(
-            (
-                "self.initialSeconds <= self.maxSeconds",
-                "backoff.initialSeconds must be less than or equal to backoff.maxSeconds",
-            )
-        )
-    )
-
-    initial_seconds: int = Field(default=1, ge=1, le=3600)
-    max_seconds: int = Field(default=60, ge=1, le=86400)
-
-
-class QueueTrigger(K8sModel):
-    stream: str = Field(min_length=1, max_length=256)
-    max_retries: int = Field(default=5, ge=0, le=100)
-    backoff: Backoff = Field(default_factory=Backoff)
-    dead_letter_stream: str | None = Field(default=None, min_length=1, max_length=256)
-    concurrency: int = Field(
-        default=10, ge=1, le=1000, description="Most deliveries of this Trigger in flight at once."
-    )
-
-
 class TriggerSpec(K8sModel):
     """What calls a Function: exactly one of http, schedule or queue."""
 
     model_config = ConfigDict(
-        json_schema_extra=_rules(
+        json_schema_extra=cel_rules(
             (
                 "[has(self.http), has(self.schedule), has(self.queue)].filter(x, x).size() == 1",
                 "exactly one of spec.http, spec.schedule or spec.queue must be set",

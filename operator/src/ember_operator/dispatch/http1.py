@@ -164,29 +164,40 @@ class Http1Pool:
             conn = self.idle.pop()
             if conn.transport is None or conn.transport.is_closing():
                 continue
-            try:
-                return await self._exchange(conn, request, deadline)
+            try:  # awaited here, not in a helper coroutine: a level less per call
+                answer = await self._send(conn, request, deadline)
             except ConnectionError:
+                self._failed(conn)
                 if conn.got_bytes:
                     raise
-                # Closed under us before answering: the gateway never read it.
+                continue  # closed under us before answering: the gateway never read it
+            except BaseException:
+                self._failed(conn)
+                raise
+            return self._done(conn, answer)
         async with asyncio.timeout_at(deadline):
             conn = await self._connect()
-        return await self._exchange(conn, request, deadline)
+        try:
+            answer = await self._send(conn, request, deadline)
+        except BaseException:
+            self._failed(conn)
+            raise
+        return self._done(conn, answer)
 
-    async def _exchange(self, conn: _Conn, request: bytes, deadline: float) -> Answer:
+    def _send(self, conn: _Conn, request: bytes, deadline: float) -> asyncio.Future[Answer]:
         conn.deadline = deadline
         self.busy.add(conn)
         if self._sweep is None:
             assert self.loop is not None
             self._sweep = self.loop.call_later(SWEEP_SECONDS, self._expire)
-        try:
-            answer = await conn.send(request)
-        except BaseException:
-            conn.close()
-            raise
-        finally:
-            self.busy.discard(conn)
+        return conn.send(request)
+
+    def _failed(self, conn: _Conn) -> None:
+        self.busy.discard(conn)
+        conn.close()
+
+    def _done(self, conn: _Conn, answer: Answer) -> Answer:
+        self.busy.discard(conn)
         if conn.reusable and len(self.idle) < self.max_idle:
             self.idle.append(conn)
         else:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from functools import partial
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -42,7 +43,7 @@ class SourceRunner:
         self.consumer = deps.outcomes.consumer
         self.throttle = Throttle(source.concurrency)
         self.waiting: deque[Entry] = deque()
-        self.running: dict[tuple[str, str], asyncio.Task[None]] = {}  # (stream, id) -> call
+        self.running: dict[tuple[str, str], asyncio.Task[Any]] = {}  # (stream, id) -> call
         self.held: set[tuple[str, str]] = set()  # waiting or running
         self.room = asyncio.Event()
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -211,40 +212,43 @@ class SourceRunner:
                 self._spawn(self.d.outcomes.ack(lane, eid))
                 continue
             key = (lane.stream, eid)
-            self.running[key] = self._spawn(self._call(key, lane, eid, fields, deliveries))
+            # The delivery itself is the task (no wrapper coroutine: each
+            # level is paid again on every resume); _called cleans up.
+            call = deliver(self.d, self.source, self.throttle, lane, eid, fields, deliveries)
+            task = loop.create_task(call)
+            self.tasks.add(task)
+            self.running[key] = task
+            task.add_done_callback(partial(self._called, key, lane, eid))
         self.d.metrics.inflight[self.source] = len(self.running)
 
     def _unpause(self) -> None:
         self._pump_timer = None
         self.pump()
 
-    async def _call(
-        self, key: tuple[str, str], lane: Lane, eid: str, fields: dict[bytes, bytes], n: int
-    ) -> None:
-        try:
-            due = await deliver(self.d, self.source, self.throttle, lane, eid, fields, n)
-            if self.throttle.pressured:
-                self.paused_until = time.time() + self.throttle.pause
-            if due is not None:
-                self.wake_at(due)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # left pending: claimed again after the visibility timeout
+    def _called(self, key: tuple[str, str], lane: Lane, eid: str, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is not None:  # left pending: claimed again after the visibility timeout
             logs.emit(
                 "error",
                 "delivery failed; the message stays pending",
                 entry=eid,
                 stream=lane.stream,
                 source=self.source.label,
-                error=repr(e),
+                error=repr(error),
             )
-        finally:
-            self.running.pop(key, None)
-            self.held.discard(key)
-            self.room.set()
-            if self.reading or self.waiting:
-                self.pump()
-            self.d.metrics.inflight[self.source] = len(self.running)
+        elif not task.cancelled():
+            if self.throttle.pressured:
+                self.paused_until = time.time() + self.throttle.pause
+            due = task.result()
+            if due is not None:
+                self.wake_at(due)
+        self.running.pop(key, None)
+        self.held.discard(key)
+        self.room.set()
+        if self.reading or self.waiting:
+            self.pump()
+        self.d.metrics.inflight[self.source] = len(self.running)
 
     def wake_at(self, due: float) -> None:
         """Move this source's due retries when ``due`` (epoch) comes."""

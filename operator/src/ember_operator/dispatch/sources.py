@@ -91,6 +91,9 @@ def trigger_source(
     if not isinstance(queue, Mapping) or not queue.get("stream") or not function:
         return None
     stream = str(queue["stream"])
+    dead_letters = str(queue.get("deadLetterStream") or f"{stream}-dlq")
+    if stream.startswith(keys.PREFIX + ":") or dead_letters.startswith(keys.PREFIX + ":"):
+        return None  # Ember's own keys (the API server refuses these too)
     backoff = queue.get("backoff") or {}
     policy = RetryPolicy(
         int(queue.get("maxRetries", 5)),
@@ -104,7 +107,7 @@ def trigger_source(
         function,
         keys.trigger_keys(namespace, name),
         Lane(stream, keys.trigger_group(namespace, name), owned=False, start="$"),
-        str(queue.get("deadLetterStream") or f"{stream}-dlq"),
+        dead_letters,
         policy,
         int(queue.get("concurrency") or concurrency),
     )

@@ -127,6 +127,11 @@ class AsyncApi:
                 request_id,
             )
 
+        if type(body) is bytes:  # the common case: whole, and within the core's limits
+            if len(body) > self.max_body:
+                return self._too_large(conn, request_id)
+            return self._submit(conn, key, body, pairs, idempotency_key, callback_url, request_id)
+
         def accept(data: bytes) -> None:
             if len(data) > self.max_body:
                 return self._too_large(conn, request_id)
