@@ -56,6 +56,19 @@ BAD_FUNCTIONS = [
         ["metadata.name", "DNS-1035 label"],
     ),
     (
+        "async retries out of range",
+        with_spec(function("asyncretries"), **{"async": {"maxRetries": 101}}),
+        ["spec.async.maxRetries", "should be less than or equal to 100"],
+    ),
+    (
+        "async backoff inverted",
+        with_spec(
+            function("asyncbackoff"),
+            **{"async": {"backoff": {"initialSeconds": 9, "maxSeconds": 2}}},
+        ),
+        ["spec.async.backoff", "backoff.initialSeconds must be less than or equal"],
+    ),
+    (
         "timeout out of range",
         with_spec(function("timeout"), timeoutSeconds=0),
         ["spec.timeoutSeconds", "should be greater than or equal to 1"],
@@ -202,7 +215,10 @@ def test_good_objects_are_accepted_with_scalar_defaults(cluster: Cluster, namesp
     assert spec["scale"] == {"min": 0, "max": 3, "target": 5, "idleSeconds": 60}
     assert "env" not in spec and "resources" not in spec  # objects are not grown
     bare = cluster.create("functions", namespace, function("bare"))
-    assert "scale" not in bare["spec"]
+    assert "scale" not in bare["spec"] and "async" not in bare["spec"]
+    own = {"maxRetries": 0, "backoff": {"initialSeconds": 2}, "concurrency": 4}
+    tuned = cluster.create("functions", namespace, function("tuned", **{"async": own}))
+    assert tuned["spec"]["async"] == {**own, "backoff": {"initialSeconds": 2, "maxSeconds": 60}}
     trg = cluster.create("triggers", namespace, trigger("t", http={"path": "/hello"}))
     assert trg["spec"]["http"] == {"path": "/hello"}
     cron = cluster.create("triggers", namespace, trigger("c", schedule={"cron": "*/5 * * * * *"}))

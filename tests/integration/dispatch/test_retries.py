@@ -12,7 +12,7 @@ import pytest
 
 from ember_operator.dispatch import keys
 from ember_operator.dispatch.redrive import redrive_function
-from tests.integration.dispatch.harness import NS, Rig, counts_of, redrive_cli
+from tests.integration.dispatch.harness import NS, Rig, counts_of, fn_object, redrive_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -111,3 +111,16 @@ async def test_redrive_from_python_resets_attempts(rig: Rig) -> None:
     done = await rig.final(inv)
     assert done["status"] == "succeeded" and done["attempts"] == 1
     assert await redrive_function(rig.r, NS, "jobs") == []
+
+
+async def test_a_functions_own_async_policy_wins_over_the_installs(rig: Rig) -> None:
+    """spec.async.maxRetries and backoff: a poison message of this Function
+    gets its two attempts, not the install's six."""
+    rig.route("jobs")
+    fn = fn_object("jobs")
+    fn["spec"]["async"] = {"maxRetries": 1, "backoff": {"initialSeconds": 1, "maxSeconds": 1}}
+    inv = await rig.submit({"do": "fail", "log": str(rig.log)})
+    await rig.fleet([fn], max_retries=5, backoff_initial_seconds=30).start()
+    done = await rig.final(inv, 20)
+    assert done["status"] == "dead-lettered" and done["attempts"] == 2, done
+    assert len(rig.calls()) == 2

@@ -1,6 +1,7 @@
 """The three kinds of Trigger (``spec.http``, ``spec.schedule``,
-``spec.queue``) of the ``ember.dev/v1alpha1`` API, with the CEL rules that
-refuse a bad one at ``kubectl apply`` time, naming its field.
+``spec.queue``) of the ``ember.dev/v1alpha1`` API, and a Function's async
+policy (``spec.async``: what calls it asynchronously), with the CEL rules
+that refuse a bad one at ``kubectl apply`` time, naming its field.
 
 Split from ``v1alpha1`` (which re-exports them) to keep each module small;
 the CRDs are generated from ``v1alpha1`` as before.
@@ -102,6 +103,25 @@ class Backoff(K8sModel):
 
     initial_seconds: int = Field(default=1, ge=1, le=3600)
     max_seconds: int = Field(default=60, ge=1, le=86400)
+
+
+class AsyncPolicy(K8sModel):
+    """How the dispatcher treats a Function's async invocations (``POST
+    /async/...``); each unset field takes the install's default (the chart's
+    ``dispatcher.*``)."""
+
+    max_retries: int | None = Field(
+        default=None, ge=0, le=100, description="Retries after the first attempt."
+    )
+    backoff: Backoff | None = Field(
+        default=None, description="Exponential backoff between attempts (1 s to 60 s if set empty)."
+    )
+    concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Most async invocations of this Function in flight per dispatcher replica.",
+    )
 
 
 # Ember's own Redis keys (async streams, records, retries) start with this:

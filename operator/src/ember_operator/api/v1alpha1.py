@@ -29,6 +29,7 @@ from ember_operator.api.triggers import (
     CRON_PATTERN,
     RESERVED_STREAM_PREFIX,
     TIMEZONE_PATTERN,
+    AsyncPolicy,
     Backoff,
     HttpMethod,
     HttpTrigger,
@@ -41,6 +42,7 @@ __all__ = [
     "CRON_PATTERN",
     "RESERVED_STREAM_PREFIX",
     "TIMEZONE_PATTERN",
+    "AsyncPolicy",
     "Backoff",
     "HttpMethod",
     "HttpTrigger",
@@ -140,6 +142,11 @@ class FunctionSpec(K8sModel):
         default=10, ge=1, le=1000, description="Hard limit of in-flight invocations per replica."
     )
     scale: Scale = Field(default_factory=Scale)
+    async_: AsyncPolicy | None = Field(
+        default=None,
+        alias="async",
+        description="Retries, backoff and concurrency of async invocations.",
+    )
 
 
 class ConditionStatus(StrEnum):

@@ -14,7 +14,7 @@ event, object)`` from an informer, or from a static list in tests.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ember_operator.dispatch import keys
@@ -78,6 +78,26 @@ def function_source(namespace: str, name: str, policy: RetryPolicy, concurrency:
     )
 
 
+def async_policy(
+    spec: Mapping[str, Any], default: RetryPolicy, concurrency: int
+) -> tuple[RetryPolicy, int]:
+    """A Function's ``spec.async`` over the install's defaults: its retry
+    policy and its concurrency per dispatcher replica."""
+    own = spec.get("async")
+    if not isinstance(own, Mapping):
+        return default, concurrency
+    policy = default
+    if own.get("maxRetries") is not None:
+        policy = replace(policy, max_retries=int(own["maxRetries"]))
+    backoff = own.get("backoff")
+    if isinstance(backoff, Mapping):
+        initial = float(backoff.get("initialSeconds", 1))
+        policy = replace(
+            policy, initial_seconds=initial, max_seconds=float(backoff.get("maxSeconds", 60))
+        )
+    return policy, int(own.get("concurrency") or concurrency)
+
+
 def trigger_source(
     namespace: str, name: str, spec: Mapping[str, Any], concurrency: int
 ) -> Source | None:
@@ -135,7 +155,9 @@ class SourceSet:
         key: SourceKey = ("function" if kind == "Function" else "trigger", ns, name)
         source: Source | None = None
         if not gone and kind == "Function":
-            source = function_source(ns, name, self.policy, self.concurrency)
+            spec = obj.get("spec") or {}
+            policy, concurrency = async_policy(spec, self.policy, self.concurrency)
+            source = function_source(ns, name, policy, concurrency)
         elif not gone and kind == "Trigger":
             source = trigger_source(ns, name, obj.get("spec") or {}, self.concurrency)
         elif kind not in ("Function", "Trigger"):
