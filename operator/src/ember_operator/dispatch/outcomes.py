@@ -70,14 +70,17 @@ class Outcomes:
         return self.batch.call("mark", [source.slot.record(m.id)], args)
 
     @staticmethod
-    def identity(source: Source, m: Message) -> dict[Any, Any]:
-        """What every record says of its invocation. A submission writes no
-        record, so whichever outcome comes first writes these."""
-        return {
-            "function": f"{source.namespace}/{source.function}",
-            "source": m.source,
-            "created": repr(m.first),
-        }
+    def identity_fields(source: Source, m: Message) -> list[str]:
+        """What every record says of its invocation (field, value, ...). A
+        submission writes no record, so whichever outcome comes first
+        writes these."""
+        fn = f"{source.namespace}/{source.function}"
+        return ["function", fn, "source", m.source, "created", repr(m.first)]
+
+    @classmethod
+    def identity(cls, source: Source, m: Message) -> dict[Any, Any]:
+        fields = cls.identity_fields(source, m)
+        return dict(zip(fields[::2], fields[1::2], strict=True))
 
     async def _commit(self, lane: Lane, entry_id: str, pipe: Pipeline) -> None:
         if lane.owned:
@@ -90,14 +93,12 @@ class Outcomes:
     async def ack(self, lane: Lane, entry_id: str) -> None:
         await self._commit(lane, entry_id, self.redis.pipeline(transaction=True))
 
-    def _result(
-        self, source: Source, status: int, headers: Headers, body: bytes
-    ) -> dict[str, str | bytes]:
-        out: dict[str, str | bytes] = {"result_status": str(status)}
+    def _result(self, source: Source, status: int, headers: Headers, body: bytes) -> list[Any]:
+        """The result's record fields, as field, value, field, value, ..."""
+        out: list[Any] = ["result_status", str(status)]
         if source.kind == "function":  # queue Triggers' results have no reader
-            out["result_headers"] = pairs_json(headers)
-            out["result_body"] = body[: self.max_result]
-            out["result_truncated"] = "1" if len(body) > self.max_result else "0"
+            out += ["result_headers", pairs_json(headers), "result_body", body[: self.max_result]]
+            out += ["result_truncated", "1" if len(body) > self.max_result else "0"]
         return out
 
     async def succeed(
@@ -114,11 +115,6 @@ class Outcomes:
         """``started``: the attempt began without ``begin``; its facts are
         written here, with the result."""
         slot = source.slot
-        mapping = self._result(source, status, headers, body)
-        mapping["finished"] = repr(time.time())
-        if started is not None:
-            mapping |= {"attempts": str(m.attempt), "started": repr(started)}
-            mapping |= {"consumer": self.consumer, **self.identity(source, m)}
         ks = [slot.record(m.id)]
         if lane.owned:
             ks.append(lane.stream)
@@ -126,8 +122,11 @@ class Outcomes:
             ks.append(slot.done(m.idempotency_key))
         flags = ("a" if lane.owned else "") + ("r" if m.seq > 1 else "")
         args: list[str | bytes] = [self.ttl, flags, lane.group, entry_id, m.id]
-        for k, v in mapping.items():
-            args += [k, v]
+        args += self._result(source, status, headers, body)
+        args += ["finished", repr(time.time())]
+        if started is not None:
+            args += ["attempts", str(m.attempt), "started", repr(started)]
+            args += ["consumer", self.consumer, *self.identity_fields(source, m)]
         await self.batch.call("succeed", ks, args)
         if not lane.owned:
             await self.redis.xack(lane.stream, lane.group, entry_id)
@@ -187,7 +186,8 @@ class Outcomes:
             **self.identity(source, m),
         }
         if answer is not None:
-            mapping.update(self._result(source, *answer))
+            result = self._result(source, *answer)
+            mapping.update(zip(result[::2], result[1::2], strict=True))
         pipe.hset(record, mapping=mapping)  # type: ignore[arg-type]
         pipe.hdel(record, "next")
         pipe.expire(record, int(self.ttl))

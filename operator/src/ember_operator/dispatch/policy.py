@@ -69,11 +69,14 @@ class Decision:
     reason: str = ""
 
 
+SUCCEEDED = Decision(Action.SUCCEED)
+
+
 def decide(outcome: Outcome, attempt: int, policy: RetryPolicy) -> Decision:
     """``attempt`` is the one just made (1 = the first)."""
     status = outcome.status
     if status is not None and status < 400:
-        return Decision(Action.SUCCEED)
+        return SUCCEEDED
     if status == 429 or (status == 503 and outcome.overloaded):
         return Decision(Action.BACK_OFF, reason=f"HTTP {status}: back-pressure")
     what = f"HTTP {status}" if status is not None else "no answer"
