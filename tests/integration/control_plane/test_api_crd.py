@@ -61,6 +61,11 @@ BAD_FUNCTIONS = [
         ["spec.async.maxRetries", "should be less than or equal to 100"],
     ),
     (
+        "async max age 0",
+        with_spec(function("asyncage"), **{"async": {"maxAgeSeconds": 0}}),
+        ["spec.async.maxAgeSeconds", "should be greater than or equal to 1"],
+    ),
+    (
         "async backoff inverted",
         with_spec(
             function("asyncbackoff"),

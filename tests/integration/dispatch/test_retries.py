@@ -124,3 +124,20 @@ async def test_a_functions_own_async_policy_wins_over_the_installs(rig: Rig) -> 
     done = await rig.final(inv, 20)
     assert done["status"] == "dead-lettered" and done["attempts"] == 2, done
     assert len(rig.calls()) == 2
+
+
+async def test_an_invocation_older_than_max_age_fails_without_a_call(rig: Rig) -> None:
+    """spec.async.maxAgeSeconds: a message still waiting that long after its
+    submission (here: no dispatcher ran) fails instead of running."""
+    rig.route("jobs")
+    old = await rig.submit({"do": "ok", "log": str(rig.log)})
+    await asyncio.sleep(1.5)
+    fn = fn_object("jobs")
+    fn["spec"]["async"] = {"maxAgeSeconds": 1}
+    await rig.fleet([fn]).start()
+    done = await rig.final(old)
+    assert done["status"] == "failed" and "maxAgeSeconds (1 s)" in done["error"], done
+    assert done["function"] == f"{NS}/jobs" and done["createdAt"] is not None
+    young = await rig.submit({"do": "ok", "log": str(rig.log)})
+    assert (await rig.final(young))["status"] == "succeeded"
+    assert [c["id"] for c in rig.calls()] == [young]  # the old one was never called

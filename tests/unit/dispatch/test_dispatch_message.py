@@ -208,9 +208,10 @@ def test_a_functions_spec_async_overrides_the_install_defaults() -> None:
     from ember_operator.dispatch.sources import async_policy
 
     install = RetryPolicy(3, 1.0, 60.0)
-    assert async_policy({}, install, 10) == (install, 10)
-    assert async_policy({"async": {}}, install, 10) == (install, 10)
+    assert async_policy({}, install, 10) == (install, 10, None)
+    assert async_policy({"async": {}}, install, 10) == (install, 10, None)
     own = {"async": {"maxRetries": 0, "backoff": {"initialSeconds": 2}, "concurrency": 4}}
-    assert async_policy(own, install, 10) == (RetryPolicy(0, 2.0, 60.0), 4)
+    assert async_policy(own, install, 10) == (RetryPolicy(0, 2.0, 60.0), 4, None)
     only_backoff = {"async": {"backoff": {"initialSeconds": 5, "maxSeconds": 7}}}
-    assert async_policy(only_backoff, install, 10) == (RetryPolicy(3, 5.0, 7.0), 10)
+    assert async_policy(only_backoff, install, 10) == (RetryPolicy(3, 5.0, 7.0), 10, None)
+    assert async_policy({"async": {"maxAgeSeconds": 90}}, install, 10)[2] == 90.0

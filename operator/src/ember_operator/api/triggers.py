@@ -122,6 +122,13 @@ class AsyncPolicy(K8sModel):
         le=1000,
         description="Most async invocations of this Function in flight per dispatcher replica.",
     )
+    max_age_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=7 * 86400,
+        description="An invocation not yet run this long after its submission (a backlog,"
+        " retries) fails instead of running (status failed).",
+    )
 
 
 # Ember's own Redis keys (async streams, records, retries) start with this:

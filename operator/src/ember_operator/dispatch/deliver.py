@@ -89,10 +89,11 @@ async def deliver(
         metrics.count(source, "dead_lettered")
         _log("error", "dead-lettered", source, m, error=reason)
         return None
-    if m.deadline is not None and time.time() > m.deadline:
-        await out.fail(source, lane, entry_id, m, "deadline passed before it could run")
+    too_late = _too_late(source, m)
+    if too_late:
+        await out.fail(source, lane, entry_id, m, too_late)
         metrics.count(source, "failed")
-        _finished(d, source, m, "failed", "deadline passed before it could run", None)
+        _finished(d, source, m, "failed", too_late, None)
         return None
     started: float | None = None
     marker: asyncio.TimerHandle | None = None
@@ -148,6 +149,17 @@ async def deliver(
     _log("error", "dead-lettered", source, m, error=decision.reason)
     _finished(d, source, m, "dead-lettered", decision.reason, answer)
     return None
+
+
+def _too_late(source: Source, m: Message) -> str:
+    """Why ``m`` must not run any more (its deadline, or the Function's
+    ``spec.async.maxAgeSeconds`` since it was first submitted), or ""."""
+    now = time.time()
+    if m.deadline is not None and now > m.deadline:
+        return "deadline passed before it could run"
+    if source.max_age is not None and m.first and now - m.first > source.max_age:
+        return f"not run within spec.async.maxAgeSeconds ({source.max_age:g} s) of its submission"
+    return ""
 
 
 def fresh(source: Source, lane: Lane, m: Message, deliveries: int) -> bool:

@@ -40,6 +40,7 @@ class Source:
     dead_letters: str
     policy: RetryPolicy
     concurrency: int
+    max_age: float | None = None  # seconds after submission; older ones fail unrun
 
     def __post_init__(self) -> None:
         # Sources key the dispatcher's per-message metrics: hashing every
@@ -63,7 +64,13 @@ class Source:
         return self.kind == "function"
 
 
-def function_source(namespace: str, name: str, policy: RetryPolicy, concurrency: int) -> Source:
+def function_source(
+    namespace: str,
+    name: str,
+    policy: RetryPolicy,
+    concurrency: int,
+    max_age: float | None = None,
+) -> Source:
     slot = keys.function_keys(namespace, name)
     return Source(
         "function",
@@ -75,17 +82,18 @@ def function_source(namespace: str, name: str, policy: RetryPolicy, concurrency:
         slot.dead_letters,
         policy,
         concurrency,
+        max_age,
     )
 
 
 def async_policy(
     spec: Mapping[str, Any], default: RetryPolicy, concurrency: int
-) -> tuple[RetryPolicy, int]:
+) -> tuple[RetryPolicy, int, float | None]:
     """A Function's ``spec.async`` over the install's defaults: its retry
-    policy and its concurrency per dispatcher replica."""
+    policy, its concurrency per dispatcher replica, and its maximum age."""
     own = spec.get("async")
     if not isinstance(own, Mapping):
-        return default, concurrency
+        return default, concurrency, None
     policy = default
     if own.get("maxRetries") is not None:
         policy = replace(policy, max_retries=int(own["maxRetries"]))
@@ -95,7 +103,8 @@ def async_policy(
         policy = replace(
             policy, initial_seconds=initial, max_seconds=float(backoff.get("maxSeconds", 60))
         )
-    return policy, int(own.get("concurrency") or concurrency)
+    max_age = float(own["maxAgeSeconds"]) if own.get("maxAgeSeconds") else None
+    return policy, int(own.get("concurrency") or concurrency), max_age
 
 
 def trigger_source(
@@ -156,8 +165,8 @@ class SourceSet:
         source: Source | None = None
         if not gone and kind == "Function":
             spec = obj.get("spec") or {}
-            policy, concurrency = async_policy(spec, self.policy, self.concurrency)
-            source = function_source(ns, name, policy, concurrency)
+            policy, concurrency, max_age = async_policy(spec, self.policy, self.concurrency)
+            source = function_source(ns, name, policy, concurrency, max_age)
         elif not gone and kind == "Trigger":
             source = trigger_source(ns, name, obj.get("spec") or {}, self.concurrency)
         elif kind not in ("Function", "Trigger"):
