@@ -45,6 +45,9 @@ DROPPED_HEADERS = frozenset(
         "expect",
         "idempotency-key",
         "x-request-id",
+        # The result is stored and read later by whoever GETs it: it must
+        # not be encoded for the submitting client's taste.
+        "accept-encoding",
     }
 )
 DEAD_LETTER_PREFIX = "ember-"
