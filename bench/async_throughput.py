@@ -26,7 +26,10 @@ them). One round of each side sends ``--messages`` requests from
   to read or acknowledge. floor/sync is the ceiling for the async rate on
   this machine; ember/floor is how close Ember comes to it.
 
-Also reported: the queueing delay of each async message (its record's
+Also reported: the CPU time per message of each process (and its
+children: the runtime's workers), per side, from /proc: on a 2-core
+machine the rates are CPU-bound, so this says where the difference goes.
+And the queueing delay of each async message (its record's
 ``started`` minus ``created``: the time from the 202 to the call), p50 and
 p99 over all async rounds (and the floor's, the same way). Goal: the async
 rate at least 0.5x the sync rate.
