@@ -109,7 +109,7 @@ class SourceRunner:
         own_pending = True  # first: what this consumer name held before a restart
         pending_from = "0"
         cursor = "0-0"
-        block_ms = int(settings.read_block_seconds * 1000)
+        block_ms = int(min(settings.read_block_seconds, claim_every) * 1000)
         while self.reading:
             try:
                 if own_pending:

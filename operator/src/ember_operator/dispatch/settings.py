@@ -48,7 +48,10 @@ class DispatchSettings:
     # How often every source's delayed retries are checked (a replica also
     # wakes exactly when a retry it scheduled itself is due).
     poll_seconds: float = 1.0
-    read_block_seconds: float = 2.0
+    # Longest blocking read of an idle stream (capped by a quarter of the
+    # visibility timeout, so a dead replica's messages are claimed in time):
+    # each Function costs each replica two reads per block while idle.
+    read_block_seconds: float = 10.0
     redis_timeout_seconds: float = 5.0
     callback_attempts: int = 3
     callback_timeout_seconds: float = 10.0
