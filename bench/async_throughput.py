@@ -280,9 +280,10 @@ class CpuMeter:
         now["client"] = time.process_time()
         return now
 
-    def round(self, side: str, messages: int, run: Any) -> Any:
+    def round(self, side: str, messages: int, make: Any) -> Any:
+        """``asyncio.run(make())``, and the CPU each role spent on it."""
         before = self._now()
-        out = run()
+        out = asyncio.run(make())
         after = self._now()
         got = self.per_msg.setdefault(side, {})
         for role, t in after.items():
@@ -404,37 +405,23 @@ def main() -> None:
             asyncio.run(sync_round(base, warm, args.clients))
             asyncio.run(async_round(base, metrics_url, warm, args.clients))
             asyncio.run(floor_round(floor_base, redis_port, warm, args.clients))
+            rounds = {  # each side's round of args.messages
+                "sync": lambda: sync_round(base, args.messages, args.clients),
+                "floor": lambda: floor_round(floor_base, redis_port, args.messages, args.clients),
+                "async": lambda: async_round(base, metrics_url, args.messages, args.clients),
+            }
             for r in range(args.rounds):
                 sides = ["sync", "floor", "async"]
                 for side in sides if r % 2 == 0 else sides[::-1]:
+                    got = meter.round(side, args.messages, rounds[side])
                     if side == "sync":
-                        runs["sync"].append(
-                            meter.round(
-                                side,
-                                args.messages,
-                                lambda: asyncio.run(sync_round(base, args.messages, args.clients)),
-                            )
-                        )
-                    elif side == "floor":
-                        rate, ids = meter.round(
-                            side,
-                            args.messages,
-                            lambda: asyncio.run(
-                                floor_round(floor_base, redis_port, args.messages, args.clients)
-                            ),
-                        )
-                        runs["floor"].append(rate)
-                        floor_delays += asyncio.run(queueing_delays(redis_port, ids, floor=True))
-                    else:
-                        rate, ids = meter.round(
-                            side,
-                            args.messages,
-                            lambda: asyncio.run(
-                                async_round(base, metrics_url, args.messages, args.clients)
-                            ),
-                        )
-                        runs["async"].append(rate)
-                        delays += asyncio.run(queueing_delays(redis_port, ids))
+                        runs["sync"].append(got)
+                        continue
+                    rate, ids = got
+                    runs[side].append(rate)
+                    floor = side == "floor"
+                    waited = asyncio.run(queueing_delays(redis_port, ids, floor=floor))
+                    (floor_delays if floor else delays).extend(waited)
         finally:
             for p in reversed(procs):
                 stop(p)
@@ -444,7 +431,7 @@ def main() -> None:
         return median([ratio(t, b) for t, b in zip(runs[top], runs[bottom], strict=True)])
 
     rate_ratio = per_round("async", "sync")
-    res = {
+    res: dict[str, Any] = {
         "sync_msgs_per_s": median(runs["sync"]),
         "async_msgs_per_s": median(runs["async"]),
         "ratio": rate_ratio,

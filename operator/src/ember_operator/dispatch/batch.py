@@ -49,6 +49,22 @@ def reply_error(e: hiredis.ReplyError) -> ResponseError:
     return NoScriptError(text) if text.startswith("NOSCRIPT") else ResponseError(text)
 
 
+async def read_replies(stream: asyncio.StreamReader, parser: Any, n: int) -> list[Any]:
+    """``n`` replies off a connection's ``stream``, parsed by the hiredis
+    ``parser``; a reply that is an error comes back as one (not raised)."""
+    out: list[Any] = []
+    while len(out) < n:
+        got = parser.gets()
+        if got is False:
+            data = await stream.read(READ_SIZE)
+            if not data:
+                raise ConnectionError("Redis closed the connection")
+            parser.feed(data)
+        else:
+            out.append(reply_error(got) if isinstance(got, hiredis.ReplyError) else got)
+    return out
+
+
 class Batcher:
     def __init__(self, redis: Redis, scripts: Mapping[str, str]) -> None:
         self.redis = redis
@@ -118,17 +134,7 @@ class Batcher:
                 except ResponseError as e:
                     out.append(e)
             return out
-        parser, reader, out = self.parser, conn._reader, []
-        while len(out) < n:
-            got = parser.gets()
-            if got is False:
-                data = await reader.read(READ_SIZE)
-                if not data:
-                    raise ConnectionError("Redis closed the connection")
-                parser.feed(data)
-            else:
-                out.append(reply_error(got) if isinstance(got, hiredis.ReplyError) else got)
-        return out
+        return await read_replies(conn._reader, self.parser, n)
 
     async def _exchange(self, batch: list[Call]) -> list[Any]:
         conn = self.conn

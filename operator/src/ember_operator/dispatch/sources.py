@@ -86,6 +86,22 @@ def function_source(
     )
 
 
+def retry_policy(spec: Mapping[str, Any], default: RetryPolicy) -> RetryPolicy:
+    """``maxRetries`` and ``backoff`` (a queue Trigger's ``spec.queue``, a
+    Function's ``spec.async``) over ``default``; a backoff given in part
+    takes the API's defaults (1 s, 60 s) for the rest."""
+    policy = default
+    if spec.get("maxRetries") is not None:
+        policy = replace(policy, max_retries=int(spec["maxRetries"]))
+    backoff = spec.get("backoff")
+    if isinstance(backoff, Mapping):
+        initial = float(backoff.get("initialSeconds", 1))
+        policy = replace(
+            policy, initial_seconds=initial, max_seconds=float(backoff.get("maxSeconds", 60))
+        )
+    return policy
+
+
 def async_policy(
     spec: Mapping[str, Any], default: RetryPolicy, concurrency: int
 ) -> tuple[RetryPolicy, int, float | None]:
@@ -94,17 +110,12 @@ def async_policy(
     own = spec.get("async")
     if not isinstance(own, Mapping):
         return default, concurrency, None
-    policy = default
-    if own.get("maxRetries") is not None:
-        policy = replace(policy, max_retries=int(own["maxRetries"]))
-    backoff = own.get("backoff")
-    if isinstance(backoff, Mapping):
-        initial = float(backoff.get("initialSeconds", 1))
-        policy = replace(
-            policy, initial_seconds=initial, max_seconds=float(backoff.get("maxSeconds", 60))
-        )
     max_age = float(own["maxAgeSeconds"]) if own.get("maxAgeSeconds") else None
-    return policy, int(own.get("concurrency") or concurrency), max_age
+    return retry_policy(own, default), int(own.get("concurrency") or concurrency), max_age
+
+
+# A queue Trigger's policy where its spec (and the API's defaults) say nothing.
+TRIGGER_POLICY = RetryPolicy(5, 1.0, 60.0)
 
 
 def trigger_source(
@@ -123,12 +134,7 @@ def trigger_source(
     dead_letters = str(queue.get("deadLetterStream") or f"{stream}-dlq")
     if stream.startswith(keys.PREFIX + ":") or dead_letters.startswith(keys.PREFIX + ":"):
         return None  # Ember's own keys (the API server refuses these too)
-    backoff = queue.get("backoff") or {}
-    policy = RetryPolicy(
-        int(queue.get("maxRetries", 5)),
-        float(backoff.get("initialSeconds", 1)),
-        float(backoff.get("maxSeconds", 60)),
-    )
+    policy = retry_policy(queue, TRIGGER_POLICY)
     return Source(
         "trigger",
         namespace,

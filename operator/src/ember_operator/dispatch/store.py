@@ -188,7 +188,7 @@ class Invocations:
             "status": "queued",
             "attempts": 0,
             "source": m.source,
-            "createdAt": _iso(repr(m.first).encode()),
+            "createdAt": _iso(m.first),
             "startedAt": None,
             "finishedAt": None,
         }
@@ -200,7 +200,7 @@ def submitted(result: Any) -> tuple[str, bool]:
     return got.decode() if isinstance(got, bytes) else str(got), bool(created)
 
 
-def _iso(value: bytes | None) -> str | None:
+def _iso(value: bytes | float | None) -> str | None:
     if not value:
         return None
     return datetime.fromtimestamp(float(value), UTC).isoformat().replace("+00:00", "Z")

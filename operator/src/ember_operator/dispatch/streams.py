@@ -18,7 +18,7 @@ import hiredis
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from ember_operator.dispatch.batch import READ_SIZE, reply_error, resp
+from ember_operator.dispatch.batch import read_replies, resp
 from ember_operator.dispatch.sources import Lane
 
 Entries = list[tuple[str, dict[bytes, bytes]]]
@@ -68,21 +68,16 @@ async def read_group(
             await conn.send_command(*command)
             return first_stream(await conn.read_response())
         wait = (block_ms or 0) / 1000 + float(pool.connection_kwargs.get("socket_timeout") or 5)
-        reader = hiredis.Reader()
         async with asyncio.timeout(wait):
             conn._writer.write(resp(command))
-            while (reply := reader.gets()) is False:
-                data = await stream.read(READ_SIZE)
-                if not data:
-                    raise ConnectionError("Redis closed the connection")
-                reader.feed(data)
+            (reply,) = await read_replies(stream, hiredis.Reader(), 1)
     except BaseException:
         await conn.disconnect()
         raise
     finally:
         await pool.release(conn)
-    if isinstance(reply, hiredis.ReplyError):
-        raise reply_error(reply)
+    if isinstance(reply, ResponseError):
+        raise reply
     if not reply:
         return []
     out: Entries = []
